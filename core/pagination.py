@@ -1,0 +1,75 @@
+"""Keyset pagination: a page size and an opaque cursor that names the last key seen."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from core.errors import InvalidInput
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Rows whose key is greater than ``after``, at most ``limit`` of them."""
+
+    limit: int = DEFAULT_LIMIT
+    after: int | None = None
+
+    @classmethod
+    def parse(cls, kind: str, limit: str | None, cursor: str | None) -> PageRequest:
+        """Build a request from raw query parameters, refusing anything malformed."""
+        if limit is None or limit == "":
+            size = DEFAULT_LIMIT
+        else:
+            try:
+                size = int(limit)
+            except ValueError:
+                raise InvalidInput("limit", f"must be an integer from 1 to {MAX_LIMIT}") from None
+            if not 1 <= size <= MAX_LIMIT:
+                raise InvalidInput("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+        after = decode_cursor(kind, cursor) if cursor else None
+        return cls(limit=size, after=after)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of rows and, when more follow, the cursor that fetches them."""
+
+    rows: Sequence[T]
+    next_cursor: str | None
+
+    @classmethod
+    def from_rows(
+        cls, kind: str, rows: Sequence[T], request: PageRequest, key: Callable[[T], int]
+    ) -> Page[T]:
+        """``rows`` holds up to ``limit + 1`` rows: the extra one only says that more follow."""
+        if len(rows) > request.limit:
+            kept = rows[: request.limit]
+            return cls(rows=kept, next_cursor=encode_cursor(kind, key(kept[-1])))
+        return cls(rows=rows, next_cursor=None)
+
+
+def encode_cursor(kind: str, key: int) -> str:
+    """An opaque, URL-safe token; the kind keeps one list's cursor from being used on another."""
+    raw = f"{kind}:{key}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(kind: str, cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        cursor_kind, _, key = raw.partition(":")
+        if cursor_kind != kind or not key.isdigit() or len(key) > 19:
+            raise ValueError(raw)
+        return int(key)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidInput("cursor", "is not a cursor this list issued") from None

@@ -1,0 +1,42 @@
+"""Configuration: the one place that reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "memory://"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service is configured by; built from the environment or by hand in tests."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    auth: tuple[str, ...] = ("none",)
+    tenant: str = "demo"
+    max_body_bytes: int = 1024 * 1024
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """Every ``COMMERCE_*`` variable, lower-cased and without the prefix, for plugins."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        extra = {
+            key.removeprefix("COMMERCE_").lower(): value
+            for key, value in env.items()
+            if key.startswith("COMMERCE_")
+        }
+        auth = tuple(a.strip() for a in env.get("COMMERCE_AUTH", "none").split(",") if a.strip())
+        return cls(
+            database_url=env.get("COMMERCE_DATABASE_URL", DEFAULT_DATABASE_URL),
+            auth=auth or ("none",),
+            tenant=env.get("COMMERCE_TENANT", "demo"),
+            max_body_bytes=int(env.get("COMMERCE_MAX_BODY_BYTES", str(1024 * 1024))),
+            extra=extra,
+        )
+
+    def plugin_settings(self) -> dict[str, str]:
+        """What plugins see: every ``COMMERCE_*`` setting plus the resolved core ones."""
+        return {**self.extra, "database_url": self.database_url, "tenant": self.tenant}

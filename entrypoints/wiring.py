@@ -1,0 +1,49 @@
+"""Wiring ports to adapters through the plugin manager."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pluggy
+
+from core.errors import Misconfigured
+from core.ports import Authenticator, CommerceStore
+from entrypoints.config import Settings
+
+
+def storage_schemes(pm: pluggy.PluginManager) -> list[str]:
+    return sorted({s for schemes in pm.hook.commerce_storage_schemes() for s in schemes})
+
+
+def open_store(pm: pluggy.PluginManager, settings: Settings) -> CommerceStore:
+    """The store for ``settings.database_url``; ``Misconfigured`` if no plugin takes it."""
+    url = settings.database_url
+    store: CommerceStore | None = pm.hook.commerce_open_store(
+        url=url, settings=settings.plugin_settings()
+    )
+    if store is None:
+        scheme = url.split(":", 1)[0] if ":" in url else url
+        known = ", ".join(f"{s}://" for s in storage_schemes(pm))
+        raise Misconfigured(
+            f"no storage plugin handles {scheme!r} URLs; use one of: {known} "
+            "(or install a plugin for it, see docs/plugins.md)"
+        )
+    return store
+
+
+def make_authenticators(
+    pm: pluggy.PluginManager, settings: Settings, store: CommerceStore
+) -> Sequence[Authenticator]:
+    """One authenticator per name in ``settings.auth``, in order; ``Misconfigured`` if unknown."""
+    built: list[Authenticator] = []
+    for name in settings.auth:
+        auth: Authenticator | None = pm.hook.commerce_make_authenticator(
+            name=name, settings=settings.plugin_settings(), store=store
+        )
+        if auth is None:
+            known = sorted({n for names in pm.hook.commerce_authenticator_names() for n in names})
+            raise Misconfigured(
+                f"no auth plugin provides {name!r}; COMMERCE_AUTH may name: {', '.join(known)}"
+            )
+        built.append(auth)
+    return built
