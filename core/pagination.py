@@ -66,10 +66,13 @@ def encode_cursor(kind: str, key: int) -> str:
 def decode_cursor(kind: str, cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
-        cursor_kind, _, key = raw.partition(":")
+        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+        cursor_kind, _, key = raw.decode("ascii").partition(":")
         if cursor_kind != kind or not key.isdigit() or len(key) > 19:
-            raise ValueError(raw)
+            raise ValueError(cursor)
+        # Only the exact token this module issued is accepted, never a lookalike spelling.
+        if encode_cursor(kind, int(key)) != cursor:
+            raise ValueError(cursor)
         return int(key)
     except (ValueError, UnicodeError, binascii.Error):
         raise InvalidInput("cursor", "is not a cursor this list issued") from None

@@ -113,3 +113,20 @@ class Authenticator(Protocol):
         revoked): the next authenticator is then not tried.
         """
         ...
+
+
+@runtime_checkable
+class SchemaManager(Protocol):
+    """Owns a database's schema: applies migrations and tells which one is current."""
+
+    def upgrade(self) -> str:
+        """Apply every pending migration; idempotent. Returns the revision now current."""
+        ...
+
+    def current(self) -> str | None:
+        """The revision the database is at, ``None`` for an empty database."""
+        ...
+
+    def head(self) -> str:
+        """The newest revision this version of the service knows."""
+        ...

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pluggy
 
-from core.ports import Authenticator, CommerceStore
+from core.ports import Authenticator, CommerceStore, SchemaManager
 
 PROJECT = "commerce"
 
@@ -33,6 +33,15 @@ def commerce_storage_schemes() -> list[str]:
     schemes a URL could have used.
     """
     return []
+
+
+@hookspec(firstresult=True)
+def commerce_schema_manager(url: str, settings: Mapping[str, str]) -> SchemaManager | None:
+    """The schema manager for ``url`` if this plugin's store keeps a schema; else ``None``.
+
+    The first non-``None`` answer wins. Stores without a schema (``memory://``) answer nothing,
+    and ``commerce db upgrade`` then says there is nothing to migrate.
+    """
 
 
 @hookspec(firstresult=True)

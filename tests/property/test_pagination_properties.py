@@ -1,0 +1,152 @@
+"""Properties of keyset pagination and of the ``?items=`` filter, on every storage backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TypeVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import services
+from core.errors import InvalidInput
+from core.models import NewChain, NewItem, NewStore
+from core.pagination import Page, PageRequest, decode_cursor, encode_cursor
+from core.ports import CommerceStore
+from tests.conftest import new_tenant
+
+pytestmark = pytest.mark.property
+
+T = TypeVar("T")
+
+
+def _walk(fetch: Callable[[PageRequest], Page[T]], kind: str, limit: int) -> list[T]:
+    """Follow cursors to the end the way a client would, through the raw query values."""
+    rows: list[T] = []
+    cursor: str | None = None
+    for _ in range(10_000):
+        page = fetch(PageRequest.parse(kind, str(limit), cursor))
+        assert len(page.rows) <= limit
+        rows.extend(page.rows)
+        if page.next_cursor is None:
+            return rows
+        assert page.rows, "a page that announces a next page is never empty"
+        cursor = page.next_cursor
+    raise AssertionError("pagination never ended")
+
+
+@given(count=st.integers(min_value=0, max_value=25), limit=st.integers(min_value=1, max_value=12))
+def test_walking_every_page_of_chains_returns_each_exactly_once_in_order(
+    store: CommerceStore, count: int, limit: int
+) -> None:
+    tenant = new_tenant(store)
+    made = [store.create_chain(tenant, NewChain(name=f"C{n}")).id for n in range(count)]
+    walked = _walk(lambda p: services.list_chains(store, tenant, p), services.CHAINS, limit)
+    assert [c.id for c in walked] == made
+
+
+@given(
+    quantities=st.lists(st.integers(min_value=0, max_value=10**6), min_size=0, max_size=20),
+    limit=st.integers(min_value=1, max_value=7),
+)
+def test_walking_a_stores_inventory_returns_each_level_exactly_once_in_order(
+    store: CommerceStore, quantities: list[int], limit: int
+) -> None:
+    tenant = new_tenant(store)
+    chain = store.create_chain(tenant, NewChain(name="Chain"))
+    shop = store.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
+    model: dict[int, int] = {}
+    for n, quantity in enumerate(quantities):
+        item = store.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00")))
+        store.set_quantity(tenant, shop, item.id, quantity)
+        model[item.id] = quantity
+
+    def fetch(page: PageRequest) -> Page[object]:
+        return services.list_store_inventory(store, tenant, shop, page)  # type: ignore[return-value]
+
+    walked = _walk(fetch, services.STORE_LEVELS, limit)
+    assert [(lv.item_id, lv.quantity) for lv in walked] == sorted(model.items())  # type: ignore[attr-defined]
+
+
+@given(
+    data=st.data(),
+    item_count=st.integers(min_value=1, max_value=15),
+    limit=st.integers(min_value=1, max_value=20),
+)
+def test_the_items_filter_equals_a_dict_models_answer(
+    store: CommerceStore, data: st.DataObject, item_count: int, limit: int
+) -> None:
+    tenant = new_tenant(store)
+    chain = store.create_chain(tenant, NewChain(name="Chain"))
+    shop = store.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
+    items = [
+        store.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00"))).id
+        for n in range(item_count)
+    ]
+    model: dict[int, int] = {}
+    for item_id in data.draw(st.lists(st.sampled_from(items), unique=True), label="stocked"):
+        model[item_id] = data.draw(st.integers(min_value=0, max_value=500), label="qty")
+        store.set_quantity(tenant, shop, item_id, model[item_id])
+    # Ask for known items, unknown ids and repeats, in any order, as a client might type them.
+    asked = data.draw(
+        st.lists(st.sampled_from(items) | st.integers(min_value=1, max_value=10**9), min_size=1),
+        label="asked",
+    )
+    raw = ",".join(str(i) for i in asked)
+    expected = sorted((i, model[i]) for i in set(asked) if i in model)
+
+    def fetch(page: PageRequest) -> Page[object]:
+        ids = services.parse_item_ids(raw)
+        return services.list_store_inventory(store, tenant, shop, page, ids)  # type: ignore[return-value]
+
+    walked = _walk(fetch, services.STORE_LEVELS, limit)
+    assert [(lv.item_id, lv.quantity) for lv in walked] == expected  # type: ignore[attr-defined]
+
+
+@given(key=st.integers(min_value=0, max_value=2**63 - 1), kind=st.sampled_from(["a", "chains"]))
+def test_a_cursor_decodes_to_the_key_it_was_made_from(key: int, kind: str) -> None:
+    assert decode_cursor(kind, encode_cursor(kind, key)) == key
+
+
+@given(garbage=st.text(max_size=40))
+def test_any_string_as_a_cursor_is_either_a_key_or_a_400_naming_the_cursor(garbage: str) -> None:
+    outcome: int | str
+    try:
+        outcome = decode_cursor("chains", garbage)
+    except InvalidInput as exc:
+        outcome = exc.field
+    if isinstance(outcome, int):
+        assert encode_cursor("chains", outcome) == garbage
+    else:
+        assert outcome == "cursor"
+
+
+def test_a_cursor_from_one_list_is_refused_by_another() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        decode_cursor("items", encode_cursor("chains", 5))
+    assert caught.value.field == "cursor"
+
+
+@given(ids=st.lists(st.integers(min_value=1, max_value=2**63 - 1), min_size=1, max_size=50))
+def test_the_items_parameter_parses_to_the_sorted_distinct_ids(ids: list[int]) -> None:
+    assert services.parse_item_ids(",".join(map(str, ids))) == sorted(set(ids))
+
+
+@given(
+    raw=st.text(alphabet=st.sampled_from("0123456789,- a+x"), min_size=0, max_size=30).filter(
+        lambda s: not all(p.strip().isdigit() and int(p) > 0 for p in s.split(","))
+    )
+)
+def test_a_malformed_items_parameter_is_refused_naming_items(raw: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        services.parse_item_ids(raw)
+    assert caught.value.field == "items"
+
+
+def test_more_than_a_thousand_item_ids_are_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        services.parse_item_ids(",".join(str(i) for i in range(1, 1002)))
+    assert caught.value.field == "items"
+    assert len(services.parse_item_ids(",".join(str(i) for i in range(1, 1001)))) == 1000
