@@ -1,0 +1,1 @@
+"""Adapters: the outside world behind each port (storage, authentication)."""

@@ -1,0 +1,1 @@
+"""Authentication adapters: each implements the Authenticator port and registers as a plugin."""

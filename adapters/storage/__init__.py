@@ -1,0 +1,1 @@
+"""Storage adapters: each implements the CommerceStore port and registers as a plugin."""
