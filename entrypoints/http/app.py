@@ -1,0 +1,90 @@
+"""The WSGI app: ``create_app`` wires given ports, ``get_app`` builds them from configuration.
+
+Any WSGI server can load it: ``waitress-serve --call entrypoints.http.app:get_app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import falcon
+import pluggy
+
+from core.events import LogEvent
+from core.ports import Authenticator, CommerceStore
+from entrypoints.config import Settings
+from entrypoints.http import problems
+from entrypoints.http.media import JSON_HANDLER, encode
+from entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
+from entrypoints.http.openapi import openapi_document
+from entrypoints.http.resources import AppContext
+from entrypoints.http.routes import ROUTES, required_roles
+from entrypoints.wiring import make_authenticators, open_store
+from plugins import get_plugin_manager
+
+log = logging.getLogger("commerce.http")
+
+
+def create_app(
+    store: CommerceStore,
+    authenticators: Sequence[Authenticator],
+    *,
+    max_body_bytes: int = 1 << 20,
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """The API over ``store``; a request is let in by the first authenticator that knows it."""
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
+        middleware=[
+            RequestContext(),
+            BodyLimit(max_bytes=max_body_bytes),
+            Authentication(authenticators, required_roles()),
+        ],
+    )
+    # JSON is the only body this API reads; anything else is a 415.
+    app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
+    app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
+    problems.install(app)
+
+    ctx = AppContext(store=store, openapi_json=encode(openapi_document()))
+    built: dict[object, object] = {}
+    for route in ROUTES:
+        resource = built.get(route.resource)
+        if resource is None:
+            resource = built[route.resource] = route.resource(ctx)
+        if route.suffix is None:
+            app.add_route(route.template, resource)
+        else:
+            app.add_route(route.template, resource, suffix=route.suffix)
+    return app
+
+
+def get_app(
+    settings: Settings | None = None, pm: pluggy.PluginManager | None = None
+) -> falcon.App[falcon.Request, falcon.Response]:
+    """The app as configured: settings from the environment, adapters from the plugins."""
+    settings = Settings.from_env() if settings is None else settings
+    pm = get_plugin_manager() if pm is None else pm
+    store = open_store(pm, settings)
+    # Only the scheme: the rest of a database URL may hold a password.
+    scheme = settings.database_url.split(":", 1)[0]
+    log.info(
+        "storage opened: %s://",
+        scheme,
+        extra={
+            "event": LogEvent.STORAGE_OPENED.id,
+            "event_id": LogEvent.STORAGE_OPENED.id,
+            "scheme": scheme,
+        },
+    )
+    authenticators = make_authenticators(pm, settings, store)
+    if "none" in settings.auth:
+        log.warning(
+            "authentication 'none' is in use: every request acts as admin of tenant %r",
+            settings.tenant,
+            extra={
+                "event": LogEvent.AUTH_NONE_IN_USE.id,
+                "event_id": LogEvent.AUTH_NONE_IN_USE.id,
+                "tenant": settings.tenant,
+            },
+        )
+    return create_app(store, authenticators, max_body_bytes=settings.max_body_bytes)

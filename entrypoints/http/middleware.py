@@ -1,0 +1,137 @@
+"""Cross-cutting middleware: request ids and request logs, the body size limit, authentication."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+
+import falcon
+
+from core.auth import Principal, Role
+from core.errors import Forbidden, Unauthorized
+from core.events import LogEvent
+from core.ports import Authenticator
+
+log = logging.getLogger("commerce.http")
+
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_COMPLETED = LogEvent.REQUEST_COMPLETED.id
+
+
+class RequestContext:
+    """Gives every request an id, sends it back as ``X-Request-ID``, logs one record per request.
+
+    A client's own id is kept when it looks like an id, so that its logs and ours line up; any
+    other value is replaced rather than echoed, as it could carry anything into our logs.
+    The record holds the path without the query string, which may hold secrets.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ctx = req.context
+        ctx.started = time.perf_counter()
+        given = req.get_header("X-Request-ID")
+        if given is not None and _SANE_REQUEST_ID.fullmatch(given):
+            ctx.request_id = given
+        else:
+            ctx.request_id = uuid.uuid4().hex
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
+    ) -> None:
+        ctx = req.context
+        request_id: str = ctx.request_id
+        resp.set_header("X-Request-ID", request_id)
+        if log.isEnabledFor(logging.INFO):
+            status = resp.status_code
+            duration_ms = round((time.perf_counter() - ctx.started) * 1000, 3)
+            log.info(
+                "%s %s %d %.1fms",
+                req.method,
+                req.path,
+                status,
+                duration_ms,
+                extra={
+                    "event": _COMPLETED,
+                    "event_id": _COMPLETED,
+                    "request_id": request_id,
+                    "method": req.method,
+                    "path": req.path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
+            )
+
+
+class BodyLimit:
+    """Refuses a declared body larger than the limit before anything reads it (413)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        # A malformed Content-Length raises Falcon's own 400 here, which is what we want.
+        length = req.content_length
+        if length is not None and length > self._max_bytes:
+            raise falcon.HTTPContentTooLarge(
+                description=f"The body is {length} bytes; at most {self._max_bytes} are accepted."
+            )
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; ``None`` for no header or another scheme."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+class Authentication:
+    """Puts the caller's ``Principal`` in ``req.context.principal``, or refuses the request.
+
+    ``roles`` maps (URI template, method) to the role an operation needs, ``None`` for a
+    public one. A method the table does not list on a known route (Falcon then answers 405
+    or OPTIONS) needs a reader: an unlisted operation is never public by accident.
+    """
+
+    def __init__(
+        self,
+        authenticators: Sequence[Authenticator],
+        roles: Mapping[tuple[str, str], Role | None],
+    ) -> None:
+        self._authenticators = tuple(authenticators)
+        self._roles = dict(roles)
+
+    def process_resource(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: object,
+        params: dict[str, object],
+    ) -> None:
+        if resource is None:
+            return  # no route matched: Falcon answers 404 next
+        needed = self._roles.get((req.uri_template or "", req.method), Role.reader)
+        if needed is None:
+            return
+        principal = self.authenticate(req.get_header("Authorization"))
+        if not principal.may(needed):
+            raise Forbidden(
+                f"this needs the {needed.name} role; these credentials have {principal.role.name}"
+            )
+        req.context.principal = principal
+
+    def authenticate(self, header: str | None) -> Principal:
+        """The first principal an authenticator answers with; ``Unauthorized`` if none does."""
+        token = bearer_token(header)
+        for authenticator in self._authenticators:
+            principal = authenticator.authenticate(token)
+            if principal is not None:
+                return principal
+        if token is None:
+            raise Unauthorized("send credentials as Authorization: Bearer <API key or JWT>")
+        raise Unauthorized("the bearer token was not accepted")

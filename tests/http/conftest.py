@@ -1,0 +1,158 @@
+"""HTTP fixtures: a real memory store with two tenants' data, and an app that demands tokens."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import falcon
+import falcon.testing
+import pytest
+
+from adapters.storage.memory import MemoryStore
+from core.auth import Principal, Role
+from core.errors import Unauthorized
+from core.models import Chain, InventoryLevel, Item, NewChain, NewItem, NewStore, Store
+from entrypoints.http.app import create_app
+
+ACME = "acme"
+GLOBEX = "globex"
+READER_TOKEN = "acme-reader"
+WRITER_TOKEN = "acme-writer"
+GLOBEX_TOKEN = "globex-reader"
+
+PRINCIPALS = {
+    READER_TOKEN: Principal(ACME, "alice", Role.reader),
+    WRITER_TOKEN: Principal(ACME, "walter", Role.writer),
+    GLOBEX_TOKEN: Principal(GLOBEX, "gina", Role.reader),
+}
+
+App = falcon.App[falcon.Request, falcon.Response]
+
+_LINK_NEXT = re.compile(r'^<([^>]*)>; rel="next"$')
+
+
+class TokenAuthenticator:
+    """Knows a fixed set of bearer tokens; with no token it has nothing to say."""
+
+    def __init__(self, principals: dict[str, Principal]) -> None:
+        self._principals = principals
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if token is None:
+            return None
+        try:
+            return self._principals[token]
+        except KeyError:
+            raise Unauthorized("unknown token") from None
+
+
+class TickingClock:
+    """Each reading a second later than the last, so rows have distinct, known timestamps."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class Seed:
+    """What the store holds. ACME has three chains (the last without stores), four stores,
+    five items and levels; GLOBEX has one of each."""
+
+    store: MemoryStore
+    chains: list[Chain] = field(default_factory=list)
+    stores: list[Store] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    levels: list[InventoryLevel] = field(default_factory=list)
+    globex_chain: Chain | None = None
+    globex_store: Store | None = None
+    globex_item: Item | None = None
+
+
+def seed_store(store: MemoryStore) -> Seed:
+    seed = Seed(store)
+    for tenant in (ACME, GLOBEX):
+        store.create_tenant(tenant, tenant.title())
+    for name in ("North", "South", "Empty"):
+        seed.chains.append(store.create_chain(ACME, NewChain(f"{name} Foods", "+1 555 0100")))
+    north, south, _ = seed.chains
+    for chain, city in ((north, "Boston"), (north, "Salem"), (north, "Lowell"), (south, "Austin")):
+        seed.stores.append(
+            store.create_store(
+                ACME,
+                NewStore(chain.id, f"{chain.name} {city}", city=city, country="US"),
+            )
+        )
+    for n, cost in enumerate(("12.50", "0.99", "3.00", "100.10", "7.25"), start=1):
+        seed.items.append(store.create_item(ACME, NewItem(f"SKU-{n}", f"Item {n}", Decimal(cost))))
+    first = seed.stores[0]
+    for n, item in enumerate(seed.items, start=1):
+        seed.levels.append(store.set_quantity(ACME, first.id, item.id, n * 10))
+    for other in seed.stores[1:]:
+        seed.levels.append(store.set_quantity(ACME, other.id, seed.items[0].id, 7))
+
+    seed.globex_chain = store.create_chain(GLOBEX, NewChain("Globex Mart"))
+    seed.globex_store = store.create_store(GLOBEX, NewStore(seed.globex_chain.id, "Globex One"))
+    seed.globex_item = store.create_item(GLOBEX, NewItem("G-1", "Gadget", Decimal("1.00")))
+    store.set_quantity(GLOBEX, seed.globex_store.id, seed.globex_item.id, 3)
+    return seed
+
+
+def client_for(app: App, token: str | None = READER_TOKEN) -> falcon.testing.TestClient:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+    return falcon.testing.TestClient(app, headers=headers)
+
+
+def next_link(result: falcon.testing.Result) -> str | None:
+    """The target of the ``Link: <...>; rel="next"`` header, or ``None`` on the last page."""
+    header = result.headers.get("Link")
+    if header is None:
+        return None
+    match = _LINK_NEXT.match(header)
+    assert match, header
+    return match.group(1)
+
+
+def walk(client: falcon.testing.TestClient, url: str) -> tuple[list[dict[str, object]], list[str]]:
+    """Every row of a list, following ``Link`` to the end; also the URLs it fetched."""
+    rows: list[dict[str, object]] = []
+    urls: list[str] = []
+    next_url: str | None = url
+    while next_url is not None:
+        urls.append(next_url)
+        result = client.simulate_get(next_url)
+        assert result.status_code == 200, result.text
+        rows.extend(result.json)
+        next_url = next_link(result)
+        assert len(urls) < 100, "pagination does not end"
+    return rows, urls
+
+
+@pytest.fixture
+def seed() -> Iterator[Seed]:
+    store = MemoryStore(clock=TickingClock())
+    yield seed_store(store)
+    store.close()
+
+
+@pytest.fixture
+def app(seed: Seed) -> App:
+    return create_app(seed.store, [TokenAuthenticator(PRINCIPALS)])
+
+
+@pytest.fixture
+def client(app: App) -> falcon.testing.TestClient:
+    """Acts as a reader of ACME."""
+    return client_for(app)
+
+
+@pytest.fixture
+def anonymous(app: App) -> falcon.testing.TestClient:
+    return client_for(app, token=None)

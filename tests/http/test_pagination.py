@@ -1,0 +1,132 @@
+"""Lists are paginated by limit and an opaque cursor, the next page announced in a Link header."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import falcon.testing
+import pytest
+
+from core.models import NewChain
+from core.pagination import encode_cursor
+from core.services import CHAINS, ITEMS
+from tests.http.conftest import ACME, Seed, next_link, walk
+
+pytestmark = pytest.mark.http
+
+
+def test_walking_chain_one_by_one_returns_every_chain_once(
+    client: falcon.testing.TestClient, seed: Seed
+) -> None:
+    rows, urls = walk(client, "/chain?limit=1")
+    assert [r["id"] for r in rows] == [c.id for c in seed.chains]
+    assert len(urls) == 3
+
+
+def test_the_next_link_is_a_relative_url_that_keeps_the_limit(
+    client: falcon.testing.TestClient,
+) -> None:
+    target = next_link(client.simulate_get("/chain", params={"limit": "2"}))
+    assert target is not None
+    url = urlsplit(target)
+    assert (url.scheme, url.netloc, url.path) == ("", "", "/chain")
+    query = parse_qs(url.query)
+    assert query["limit"] == ["2"]
+    assert len(query["cursor"]) == 1
+
+
+def test_the_last_page_has_no_link(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/chain", params={"limit": "3"})
+    assert len(result.json) == 3
+    assert "Link" not in result.headers
+
+
+def test_unknown_query_parameters_are_not_carried_into_the_link(
+    client: falcon.testing.TestClient,
+) -> None:
+    target = next_link(client.simulate_get("/chain", params={"limit": "1", "token": "s3cret"}))
+    assert target is not None
+    assert "s3cret" not in target
+
+
+@pytest.mark.parametrize("limit", ["1", "2", "3", "100"])
+def test_walking_a_chains_stores_returns_every_store(
+    client: falcon.testing.TestClient, seed: Seed, limit: str
+) -> None:
+    north = seed.chains[0]
+    rows, _ = walk(client, f"/chain/{north.id}/stores?limit={limit}")
+    assert [r["id"] for r in rows] == [s.id for s in seed.stores if s.chain_id == north.id]
+
+
+@pytest.mark.parametrize("limit", ["1", "2", "4"])
+def test_walking_items_returns_the_whole_catalogue(
+    client: falcon.testing.TestClient, seed: Seed, limit: str
+) -> None:
+    rows, _ = walk(client, f"/items?limit={limit}")
+    assert [r["id"] for r in rows] == [i.id for i in seed.items]
+
+
+def test_walking_a_stores_inventory_returns_every_level(
+    client: falcon.testing.TestClient, seed: Seed
+) -> None:
+    store = seed.stores[0]
+    rows, urls = walk(client, f"/stores/{store.id}/inventory?limit=2")
+    assert [r["item_id"] for r in rows] == [i.id for i in seed.items]
+    assert len(urls) == 3
+
+
+def test_the_link_of_a_filtered_inventory_keeps_the_items_filter(
+    client: falcon.testing.TestClient, seed: Seed
+) -> None:
+    store = seed.stores[0]
+    wanted = [seed.items[4].id, seed.items[0].id, seed.items[2].id]
+    url = f"/stores/{store.id}/inventory?items={','.join(map(str, wanted))}&limit=1"
+    rows, urls = walk(client, url)
+    assert [r["item_id"] for r in rows] == sorted(wanted)
+    for followed in urls[1:]:
+        query = parse_qs(urlsplit(followed).query)
+        assert query["items"] == [",".join(map(str, sorted(wanted)))]
+        assert query["limit"] == ["1"]
+
+
+def test_walking_an_items_inventory_returns_every_store_holding_it(
+    client: falcon.testing.TestClient, seed: Seed
+) -> None:
+    item = seed.items[0]
+    rows, _ = walk(client, f"/items/{item.id}/inventory?limit=3")
+    assert [r["store_id"] for r in rows] == [s.id for s in seed.stores]
+
+
+def test_the_default_page_size_is_100(client: falcon.testing.TestClient, seed: Seed) -> None:
+    for n in range(120):
+        seed.store.create_chain(ACME, NewChain(f"Chain {n}"))
+    result = client.simulate_get("/chain")
+    assert len(result.json) == 100
+    assert next_link(result) is not None
+
+
+def test_a_limit_of_1000_is_accepted(client: falcon.testing.TestClient) -> None:
+    assert client.simulate_get("/chain", params={"limit": "1000"}).status_code == 200
+
+
+def test_an_empty_limit_or_cursor_means_the_default(client: falcon.testing.TestClient) -> None:
+    result = client.simulate_get("/chain?limit=&cursor=")
+    assert result.status_code == 200
+    assert len(result.json) == 3
+
+
+def test_a_cursor_from_another_list_is_a_400_naming_cursor(
+    client: falcon.testing.TestClient,
+) -> None:
+    result = client.simulate_get("/chain", params={"cursor": encode_cursor(ITEMS, 1)})
+    assert result.status_code == 400
+    assert result.json["field"] == "cursor"
+
+
+def test_a_cursor_this_list_issued_is_accepted_on_its_own(
+    client: falcon.testing.TestClient, seed: Seed
+) -> None:
+    result = client.simulate_get(
+        "/chain", params={"cursor": encode_cursor(CHAINS, seed.chains[0].id)}
+    )
+    assert [c["id"] for c in result.json] == [c.id for c in seed.chains[1:]]
