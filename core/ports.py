@@ -130,3 +130,29 @@ class SchemaManager(Protocol):
     def head(self) -> str:
         """The newest revision this version of the service knows."""
         ...
+
+    def upgrade_sql(self) -> str:
+        """The SQL ``upgrade`` would run on an empty database, for review or to run by hand."""
+        ...
+
+
+@runtime_checkable
+class BulkLoader(Protocol):
+    """Loads many rows per statement, for seeding and imports, never for a request.
+
+    Ids come back in the order the rows were given. The database's constraints still hold
+    (a batch that breaks one is refused whole); the per-row checks of ``CommerceStore``
+    are not repeated, so the caller passes only chains, stores and items of ``tenant``.
+    """
+
+    def add_chains(self, tenant: str, rows: Sequence[NewChain]) -> list[int]: ...
+
+    def add_stores(self, tenant: str, rows: Sequence[NewStore]) -> list[int]: ...
+
+    def add_items(self, tenant: str, rows: Sequence[NewItem]) -> list[int]: ...
+
+    def add_levels(self, tenant: str, rows: Sequence[tuple[int, int, int]]) -> int:
+        """``(store_id, item_id, quantity)`` rows, none of them existing yet; returns the count."""
+        ...
+
+    def close(self) -> None: ...

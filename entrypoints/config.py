@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-DEFAULT_DATABASE_URL = "memory://"
+DEFAULT_DATABASE_URL = "sqlite:///commerce.db"
+"""Embedded and durable; the path is relative to the directory the service starts in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,8 @@ class Settings:
     auth: tuple[str, ...] = ("none",)
     tenant: str = "demo"
     max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+    """Threshold of the JSON log lines ``commerce serve`` writes to stderr."""
     extra: Mapping[str, str] = field(default_factory=dict)
     """Every ``COMMERCE_*`` variable, lower-cased and without the prefix, for plugins."""
 
@@ -34,6 +37,7 @@ class Settings:
             auth=auth or ("none",),
             tenant=env.get("COMMERCE_TENANT", "demo"),
             max_body_bytes=int(env.get("COMMERCE_MAX_BODY_BYTES", str(1024 * 1024))),
+            log_level=env.get("COMMERCE_LOG_LEVEL", "INFO").strip().upper() or "INFO",
             extra=extra,
         )
 

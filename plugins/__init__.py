@@ -13,6 +13,7 @@ __all__ = ["BUILTIN_PLUGINS", "PROJECT", "get_plugin_manager", "hookimpl", "hook
 
 BUILTIN_PLUGINS: dict[str, str] = {
     "memory": "adapters.storage.memory",
+    "sql": "adapters.storage.sql",
     "auth-none": "adapters.auth.none",
 }
 """Entry-point name -> module of every built-in plugin, as ``pyproject.toml`` lists them.

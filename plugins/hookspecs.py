@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pluggy
 
-from core.ports import Authenticator, CommerceStore, SchemaManager
+from core.ports import Authenticator, BulkLoader, CommerceStore, SchemaManager
 
 PROJECT = "commerce"
 
@@ -41,6 +41,15 @@ def commerce_schema_manager(url: str, settings: Mapping[str, str]) -> SchemaMana
 
     The first non-``None`` answer wins. Stores without a schema (``memory://``) answer nothing,
     and ``commerce db upgrade`` then says there is nothing to migrate.
+    """
+
+
+@hookspec(firstresult=True)
+def commerce_bulk_loader(store: CommerceStore) -> BulkLoader | None:
+    """A fast loader into ``store`` if it is this plugin's and has one; else ``None``.
+
+    The first non-``None`` answer wins. ``commerce seed`` falls back to the store's own
+    create methods, one row at a time, when no plugin answers.
     """
 
 

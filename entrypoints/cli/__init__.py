@@ -17,9 +17,9 @@ EXIT_ERROR = 2
 
 def _command_modules() -> list[ModuleType]:
     """Each module adds its verb with ``register(subparsers)``; the parser calls ``run``."""
-    from entrypoints.cli import info, serve
+    from entrypoints.cli import db, info, seed, serve
 
-    return [serve, info]
+    return [serve, db, seed, info]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,235 @@
+"""Engines for every SQL URL the plugin takes, their timeouts, and driver errors in core's terms."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from core.errors import Misconfigured, StorageUnavailable
+
+SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "cockroachdb", "cockroachdb+psycopg")
+"""The URL schemes this plugin opens; ``postgresql://`` and ``cockroachdb://`` mean psycopg 3."""
+
+UPGRADE_HINT = "run `commerce db upgrade`"
+
+# SQLSTATEs after which the whole transaction may simply run again: serialization failure
+# (CockroachDB's everyday answer to contention, PostgreSQL's at SERIALIZABLE) and deadlock.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# The database is there but cannot serve now: shutting down, out of resources, too slow.
+UNAVAILABLE_SQLSTATES = frozenset({"57014", "57P01", "57P02", "57P03", "55P03", "53300"})
+UNDEFINED_TABLE = "42P01"
+
+
+def scheme_of(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else url.lower()
+
+
+def handles(url: str) -> bool:
+    return scheme_of(url) in SCHEMES
+
+
+@dataclass(frozen=True, slots=True)
+class SqlOptions:
+    """Timeouts, pool and retry settings, from ``COMMERCE_DB_*`` variables (see docs/storage.md)."""
+
+    connect_timeout: float = 5.0
+    statement_timeout: float = 10.0
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout: float = 5.0
+    retry_attempts: int = 6
+    retry_base_delay: float = 0.01
+    retry_max_delay: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> SqlOptions:
+        values: dict[str, Any] = {}
+        for name, field in cls.__dataclass_fields__.items():
+            raw = settings.get(f"db_{name}")
+            if raw is None or raw == "":
+                continue
+            kind = int if field.type == "int" else float
+            try:
+                value = kind(raw)
+            except ValueError:
+                value = -1
+            if value < (1 if name in ("retry_attempts", "pool_size") else 0):
+                raise Misconfigured(
+                    f"COMMERCE_DB_{name.upper()} must be a non-negative "
+                    f"{'integer' if kind is int else 'number'}, got {raw!r}"
+                )
+            values[name] = value
+        return cls(**values)
+
+
+def normalize_url(url: str) -> URL:
+    """The SQLAlchemy URL for ``url``: psycopg 3 for the PostgreSQL family, absolute SQLite paths.
+
+    A relative SQLite path is taken from the current directory when the store opens, so a
+    later change of directory cannot point the service at another file.
+    """
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError) as e:
+        raise Misconfigured(f"not a valid database URL: {_safe(url)} ({e})") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "cockroachdb":
+        parsed = parsed.set(drivername="cockroachdb+psycopg")
+    elif parsed.drivername == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            parsed = parsed.set(database=os.path.abspath(path))
+    try:
+        _ = parsed.port
+    except ValueError as e:
+        raise Misconfigured(f"not a valid database URL: {_safe(url)} ({e})") from None
+    return parsed
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def display(url: URL) -> str:
+    """The URL as it may appear in logs and messages: never the password."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine(url: str, options: SqlOptions) -> Engine:
+    """An engine that never waits forever and checks a pooled connection before using it."""
+    parsed = normalize_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed, options)
+        return _postgres_engine(parsed, options)
+    except exc.NoSuchModuleError as e:
+        raise Misconfigured(f"no driver for {display(parsed)}: {e}") from None
+    except (exc.ArgumentError, TypeError, ValueError) as e:
+        raise Misconfigured(f"cannot use {display(parsed)}: {e}") from None
+
+
+def _postgres_engine(url: URL, options: SqlOptions) -> Engine:
+    statement_ms = int(options.statement_timeout * 1000)
+    connect_args: dict[str, Any] = {
+        # libpq counts whole seconds and treats anything below 2 as 2.
+        "connect_timeout": max(2, round(options.connect_timeout)),
+        "application_name": "commerce",
+        # A server that stops answering mid-query is given up on, not waited for forever.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": statement_ms + int(options.connect_timeout * 1000),
+    }
+    if statement_ms:
+        connect_args["options"] = f"-c statement_timeout={statement_ms}"
+    return sa.create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        pool_timeout=options.pool_timeout,
+        pool_recycle=1800,
+    )
+
+
+def _sqlite_engine(url: URL, options: SqlOptions) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": options.statement_timeout},
+        # An in-memory database lives as long as its one connection, so every thread shares it.
+        poolclass=StaticPool if in_memory else None,
+        pool_pre_ping=not in_memory,
+    )
+    busy_ms = int(options.statement_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # The driver's own transaction handling is switched off: ``_on_begin`` issues BEGIN,
+        # so that writes can take the write lock up front (see there).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        if not in_memory:
+            # Readers no longer block the writer, nor the writer the readers.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # Every commit is on disk before it is acknowledged, power cut or not.
+            cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # BEGIN IMMEDIATE takes the write lock before the first read, so two writers queue on
+        # busy_timeout instead of one failing when it upgrades a read lock (SQLITE_BUSY).
+        write = conn.get_execution_options().get("commerce_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def sqlstate(error: BaseException) -> str | None:
+    orig = getattr(error, "orig", error)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return str(code) if code else None
+
+
+def is_retryable(error: BaseException) -> bool:
+    """A failure after which the whole transaction can run again with no harm done."""
+    if sqlstate(error) in RETRYABLE_SQLSTATES:
+        return True
+    orig = getattr(error, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and str(
+        getattr(orig, "sqlite_errorname", "")
+    ).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    text = " ".join(str(orig).split("\n", 1)[0].split())
+    return text or type(orig).__name__
+
+
+def _schema_missing(error: BaseException) -> bool:
+    if sqlstate(error) == UNDEFINED_TABLE:
+        return True
+    orig = getattr(error, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and "no such table" in str(orig)
+
+
+def translate(error: BaseException) -> StorageUnavailable | None:
+    """The ``StorageUnavailable`` that ``error`` means, or ``None`` if it is not about availability.
+
+    Integrity errors and the like are left to the caller, which knows which row it wrote.
+    """
+    if _schema_missing(error):
+        return StorageUnavailable(f"the database has no schema yet: {UPGRADE_HINT}")
+    code = sqlstate(error)
+    if isinstance(error, exc.TimeoutError):
+        return StorageUnavailable("no database connection was free in time (pool exhausted)")
+    if code in UNAVAILABLE_SQLSTATES:
+        return StorageUnavailable(f"the database did not answer in time: {_first_line(error)}")
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return StorageUnavailable(f"the database connection was lost: {_first_line(error)}")
+    if isinstance(error, exc.OperationalError | exc.InterfaceError | exc.DisconnectionError):
+        return StorageUnavailable(f"the database cannot be reached: {_first_line(error)}")
+    if code is not None and code.startswith("08"):
+        return StorageUnavailable(f"the database cannot be reached: {_first_line(error)}")
+    return None

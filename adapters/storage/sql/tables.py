@@ -1,0 +1,167 @@
+"""The SQL schema as SQLAlchemy Core tables: what queries use and what the migrations must build.
+
+The migrations under ``migrations/versions`` own the database; these tables are the
+models they are checked against (a test upgrades an empty database and compares).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+MONEY_PRECISION = 12
+MONEY_SCALE = 2
+CENTS = Decimal(1).scaleb(-MONEY_SCALE)
+MAX_MONEY = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE) - CENTS
+
+# Constraint names are fixed so that migrations, error translation and the docs agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware timestamp that always comes back in UTC.
+
+    PostgreSQL and CockroachDB store ``TIMESTAMPTZ``; SQLite has no such type, so the value
+    is stored as naive UTC text and given its zone back on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Money(sa.TypeDecorator[Decimal]):
+    """Exact money with two decimal places: ``NUMERIC(12, 2)``, or integer cents on SQLite.
+
+    SQLite has no decimal type: a ``NUMERIC`` column there turns ``12.10`` into a binary
+    float. Whole cents in an integer column are exact, and still add up in SQL.
+    """
+
+    impl = sa.Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Decimal | int | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return int(value.scaleb(MONEY_SCALE))
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-MONEY_SCALE)
+        return Decimal(value).quantize(CENTS)
+
+
+def _id() -> sa.types.TypeEngine[int]:
+    # On SQLite an INTEGER PRIMARY KEY is the rowid itself: lookups by id skip an index.
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+chains = sa.Table(
+    "chains",
+    metadata,
+    sa.Column("id", _id(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(63), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("phone", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # Lists a tenant's chains by id, and lets stores name (tenant, chain) in one foreign key.
+    sa.UniqueConstraint("tenant_id", "id"),
+)
+
+stores = sa.Table(
+    "stores",
+    metadata,
+    sa.Column("id", _id(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(63), nullable=False),
+    sa.Column("chain_id", sa.BigInteger(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("phone", sa.Text(), nullable=False),
+    sa.Column("address", sa.Text(), nullable=False),
+    sa.Column("postal_code", sa.Text(), nullable=False),
+    sa.Column("city", sa.Text(), nullable=False),
+    sa.Column("country", sa.Text(), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # A store's tenant is its chain's tenant: the database, not only the code, says so.
+    sa.ForeignKeyConstraint(["tenant_id", "chain_id"], ["chains.tenant_id", "chains.id"]),
+    sa.UniqueConstraint("tenant_id", "id"),
+    sa.Index(None, "chain_id", "id"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", _id(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(63), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("sku", sa.Text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("cost", Money(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "sku"),
+    sa.UniqueConstraint("tenant_id", "id"),
+)
+
+inventory_levels = sa.Table(
+    "inventory_levels",
+    metadata,
+    sa.Column("store_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("item_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(63), nullable=False),
+    sa.Column("quantity", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+    # Both foreign keys carry the tenant: a level can never join one tenant's store to
+    # another tenant's item.
+    sa.ForeignKeyConstraint(["tenant_id", "store_id"], ["stores.tenant_id", "stores.id"]),
+    sa.ForeignKeyConstraint(["tenant_id", "item_id"], ["items.tenant_id", "items.id"]),
+    sa.Index(None, "item_id", "store_id"),
+    # Clustered by (store_id, item_id) on SQLite, as a store's levels are read together.
+    sqlite_with_rowid=False,
+)

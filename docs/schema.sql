@@ -1,0 +1,79 @@
+-- The commerce schema for cockroachdb, at revision 0001.
+-- Generated from the migrations by `commerce db upgrade --sql`; do not edit.
+-- Running it by hand leaves the database where `commerce db upgrade` would.
+CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL, 
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+-- Running upgrade  -> 0001
+
+CREATE TABLE IF NOT EXISTS tenants (
+    id VARCHAR(63) NOT NULL, 
+    name TEXT NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_tenants PRIMARY KEY (id)
+);
+
+CREATE TABLE IF NOT EXISTS chains (
+    id BIGINT NOT NULL, 
+    tenant_id VARCHAR(63) NOT NULL, 
+    name TEXT NOT NULL, 
+    phone TEXT NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_chains PRIMARY KEY (id), 
+    CONSTRAINT fk_chains_tenant_id_tenants FOREIGN KEY(tenant_id) REFERENCES tenants (id), 
+    CONSTRAINT uq_chains_tenant_id_id UNIQUE (tenant_id, id)
+);
+
+CREATE TABLE IF NOT EXISTS stores (
+    id BIGINT NOT NULL, 
+    tenant_id VARCHAR(63) NOT NULL, 
+    chain_id BIGINT NOT NULL, 
+    name TEXT NOT NULL, 
+    phone TEXT NOT NULL, 
+    address TEXT NOT NULL, 
+    postal_code TEXT NOT NULL, 
+    city TEXT NOT NULL, 
+    country TEXT NOT NULL, 
+    active BOOLEAN NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_stores PRIMARY KEY (id), 
+    CONSTRAINT fk_stores_tenant_id_chain_id_chains FOREIGN KEY(tenant_id, chain_id) REFERENCES chains (tenant_id, id), 
+    CONSTRAINT uq_stores_tenant_id_id UNIQUE (tenant_id, id)
+);
+
+CREATE INDEX IF NOT EXISTS ix_stores_chain_id_id ON stores (chain_id, id);
+
+CREATE TABLE IF NOT EXISTS items (
+    id BIGINT NOT NULL, 
+    tenant_id VARCHAR(63) NOT NULL, 
+    sku TEXT NOT NULL, 
+    name TEXT NOT NULL, 
+    cost NUMERIC(12, 2) NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_items PRIMARY KEY (id), 
+    CONSTRAINT fk_items_tenant_id_tenants FOREIGN KEY(tenant_id) REFERENCES tenants (id), 
+    CONSTRAINT uq_items_tenant_id_sku UNIQUE (tenant_id, sku), 
+    CONSTRAINT uq_items_tenant_id_id UNIQUE (tenant_id, id)
+);
+
+CREATE TABLE IF NOT EXISTS inventory_levels (
+    store_id BIGINT NOT NULL, 
+    item_id BIGINT NOT NULL, 
+    tenant_id VARCHAR(63) NOT NULL, 
+    quantity BIGINT NOT NULL, 
+    updated_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_inventory_levels PRIMARY KEY (store_id, item_id), 
+    CONSTRAINT ck_inventory_levels_quantity_not_negative CHECK (quantity >= 0), 
+    CONSTRAINT fk_inventory_levels_tenant_id_store_id_stores FOREIGN KEY(tenant_id, store_id) REFERENCES stores (tenant_id, id), 
+    CONSTRAINT fk_inventory_levels_tenant_id_item_id_items FOREIGN KEY(tenant_id, item_id) REFERENCES items (tenant_id, id)
+);
+
+CREATE INDEX IF NOT EXISTS ix_inventory_levels_item_id_store_id ON inventory_levels (item_id, store_id);
+
+INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
+

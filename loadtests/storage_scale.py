@@ -1,0 +1,141 @@
+"""Scale check of the SQL store: a 10-item inventory lookup costs the same at 10 thousand and at
+1 million levels, and listing a whole store pages by keyset, never OFFSET.
+
+    python loadtests/storage_scale.py                          # a fresh SQLite file
+    python loadtests/storage_scale.py --database postgresql+psycopg://postgres@127.0.0.1/scale
+
+The database must be empty (it is migrated here). Requests go through the real WSGI app
+(falcon's test client: routing, auth, JSON, the store), without a network in between, so
+the figures are the service's own cost. The script prints medians and their ratio; it
+fails (exit status 1) if a page was read with OFFSET.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from falcon import testing
+from sqlalchemy import event
+
+from adapters.auth.none import NoAuthentication
+from adapters.storage.sql import AlembicSchemaManager, SqlBulkLoader, open_sql_store
+from adapters.storage.sql.store import SqlStore
+from entrypoints.cli.seed import Generator
+from entrypoints.http.app import create_app
+
+SMALL = "small"
+LARGE = "large"
+
+
+def seed(store: SqlStore, tenant: str, stores: int, items: int) -> None:
+    store.create_tenant(tenant, tenant)
+    generator = Generator(random.Random(7), 10_000)
+    generator.load(SqlBulkLoader(store), tenant, 1, stores, items)
+
+
+def lookups(store: SqlStore, tenant: str, rng: random.Random) -> list[str]:
+    [chain] = store.list_chains(tenant, after=None, limit=1)
+    shops = [s.id for s in store.list_stores(tenant, chain.id, after=None, limit=1000)]
+    items = [i.id for i in store.list_items(tenant, after=None, limit=1000)]
+    paths = []
+    for _ in range(200):
+        wanted = ",".join(str(i) for i in rng.sample(items, 10))
+        paths.append(f"/stores/{rng.choice(shops)}/inventory?items={wanted}")
+    return paths
+
+
+def median_ms(client: testing.TestClient, paths: list[str], samples: int) -> float:
+    for path in paths[:50]:  # warm caches and the connection pool
+        client.simulate_get(path)
+    timings = []
+    for n in range(samples):
+        path, _, query = paths[n % len(paths)].partition("?")
+        started = time.perf_counter()
+        result = client.simulate_get(path, query_string=query)
+        timings.append(time.perf_counter() - started)
+        assert result.status_code == 200, result.text
+        assert len(result.json) == 10
+    return statistics.median(timings) * 1000
+
+
+def skips_rows(statement: str, params: Any) -> bool:
+    """Whether a query reads past rows with OFFSET; SQLite's compiler always writes a
+    harmless ``OFFSET ?`` bound to 0, which skips nothing."""
+    if " OFFSET " not in statement.upper():
+        return False
+    return not (isinstance(params, tuple | list) and params and params[-1] == 0)
+
+
+def walk_store(
+    client: testing.TestClient, store: SqlStore, store_id: int
+) -> tuple[int, int, list[float], list[tuple[str, Any]]]:
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "inventory_levels" in statement:
+            statements.append((" ".join(statement.split()), params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    pages, rows, timings = 0, 0, []
+    path, query = f"/stores/{store_id}/inventory", "limit=100"
+    try:
+        while True:
+            started = time.perf_counter()
+            result = client.simulate_get(path, query_string=query)
+            timings.append(time.perf_counter() - started)
+            pages += 1
+            rows += len(result.json)
+            link = result.headers.get("link")
+            if not link:
+                break
+            target = link.split(">", 1)[0].lstrip("<")
+            path, _, query = target.partition("?")
+            path = "/" + path.split("/", 3)[3] if path.startswith("http") else path
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    return pages, rows, timings, statements
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", help="an empty database's URL (default: a temp SQLite file)")
+    parser.add_argument("--samples", type=int, default=2000)
+    args = parser.parse_args(argv)
+    url = args.database or f"sqlite:///{tempfile.mkdtemp(prefix='commerce-scale-')}/scale.db"
+    AlembicSchemaManager(url).upgrade()
+    store = open_sql_store(url)
+    client = testing.TestClient(create_app(store, [NoAuthentication(SMALL)]))
+    rng = random.Random(1)
+    say: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
+
+    say(f"database: {store.engine.url.render_as_string(hide_password=True)}")
+    seed(store, SMALL, stores=10, items=1000)
+    paths = lookups(store, SMALL, rng)
+    small = median_ms(client, paths, args.samples)
+    say(f"10,000 levels:    GET /stores/{{id}}/inventory?items=<10 ids>  median {small:.3f} ms")
+
+    seed(store, LARGE, stores=990, items=1000)
+    large = median_ms(client, paths, args.samples)
+    say(f"1,000,000 levels: GET /stores/{{id}}/inventory?items=<10 ids>  median {large:.3f} ms")
+    say(f"ratio (1M / 10k): {large / small:.2f}")
+
+    [chain] = store.list_chains(SMALL, after=None, limit=1)
+    shop = store.list_stores(SMALL, chain.id, after=None, limit=1)[0].id
+    pages, rows, timings, statements = walk_store(client, store, shop)
+    offset = [s for s, params in statements if skips_rows(s, params)]
+    say(f"whole store: {rows} levels in {pages} pages of 100, following Link rel=next")
+    say(f"first page {timings[0] * 1000:.3f} ms, last page {timings[-1] * 1000:.3f} ms")
+    say(f"a page's query: {statements[-1][0]}  {statements[-1][1]}")
+    say(f"queries that skip rows with OFFSET: {len(offset)}")
+    store.close()
+    return 1 if offset else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

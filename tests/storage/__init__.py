@@ -1,0 +1,1 @@
+"""Tests of the SQL store beyond the shared contract: migrations, retries, failures, plans."""
