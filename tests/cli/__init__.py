@@ -1,0 +1,1 @@
+"""Tests of the ``commerce`` command line, in process and against a real waitress process."""
