@@ -71,8 +71,7 @@ def get_app(
         "storage opened: %s://",
         scheme,
         extra={
-            "event": LogEvent.STORAGE_OPENED.id,
-            "event_id": LogEvent.STORAGE_OPENED.id,
+            "event": LogEvent.STORAGE_OPENED,
             "scheme": scheme,
         },
     )
@@ -82,8 +81,7 @@ def get_app(
             "authentication 'none' is in use: every request acts as admin of tenant %r",
             settings.tenant,
             extra={
-                "event": LogEvent.AUTH_NONE_IN_USE.id,
-                "event_id": LogEvent.AUTH_NONE_IN_USE.id,
+                "event": LogEvent.AUTH_NONE_IN_USE,
                 "tenant": settings.tenant,
             },
         )

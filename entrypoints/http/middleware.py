@@ -18,7 +18,6 @@ from core.ports import Authenticator
 log = logging.getLogger("commerce.http")
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_COMPLETED = LogEvent.REQUEST_COMPLETED.id
 
 
 class RequestContext:
@@ -54,8 +53,7 @@ class RequestContext:
                 status,
                 duration_ms,
                 extra={
-                    "event": _COMPLETED,
-                    "event_id": _COMPLETED,
+                    "event": LogEvent.REQUEST_COMPLETED,
                     "request_id": request_id,
                     "method": req.method,
                     "path": req.path,

@@ -126,8 +126,7 @@ def handle_core_error(
             "storage unavailable: %s",
             ex.detail,
             extra={
-                "event": LogEvent.STORAGE_UNAVAILABLE.id,
-                "event_id": LogEvent.STORAGE_UNAVAILABLE.id,
+                "event": LogEvent.STORAGE_UNAVAILABLE,
                 **_request_fields(req),
             },
         )
@@ -166,8 +165,7 @@ def handle_unexpected(
         req.path,
         exc_info=ex,
         extra={
-            "event": LogEvent.REQUEST_FAILED.id,
-            "event_id": LogEvent.REQUEST_FAILED.id,
+            "event": LogEvent.REQUEST_FAILED,
             **fields,
         },
     )

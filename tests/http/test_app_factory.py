@@ -49,8 +49,8 @@ def test_authentication_none_is_announced_with_a_warning(caplog: pytest.LogCaptu
     with caplog.at_level(logging.INFO, logger="commerce.http"):
         get_app(Settings(database_url="memory://"), pm=get_plugin_manager())
     events = {getattr(r, "event", None): r for r in caplog.records}
-    assert events[LogEvent.AUTH_NONE_IN_USE.id].levelno == logging.WARNING
-    assert LogEvent.STORAGE_OPENED.id in events
+    assert events[LogEvent.AUTH_NONE_IN_USE].levelno == logging.WARNING
+    assert LogEvent.STORAGE_OPENED in events
 
 
 def test_the_storage_url_is_never_logged_in_full(caplog: pytest.LogCaptureFixture) -> None:

@@ -333,7 +333,11 @@ class Raises:
         (Forbidden("no"), 403, "forbidden"),
         (NotFound("chain", 5), 404, "not-found"),
         (Conflict("chain 5 still has stores"), 409, "conflict"),
-        (InsufficientStock("item 3 would go below zero"), 409, "insufficient-stock"),
+        (
+            InsufficientStock([{"item_id": 3, "quantity": 1, "delta": -2}]),
+            409,
+            "insufficient-stock",
+        ),
         (StorageUnavailable("down", retry_after=3), 503, "storage-unavailable"),
         (Misconfigured("no plugin"), 500, "internal-error"),
         (CommerceError("unmapped"), 500, "internal-error"),
@@ -411,7 +415,7 @@ def test_storage_down_is_logged_once_as_storage_unavailable(
     with caplog.at_level(logging.INFO, logger="commerce.http"):
         client_for(app).simulate_get("/chain")
     events = [getattr(r, "event", None) for r in caplog.records]
-    assert events.count(LogEvent.STORAGE_UNAVAILABLE.id) == 1
+    assert events.count(LogEvent.STORAGE_UNAVAILABLE) == 1
 
 
 SECRET = "postgresql://admin:hunter2@db.internal/commerce"
@@ -437,7 +441,7 @@ def test_an_unexpected_error_is_logged_with_its_traceback_and_request_id(
     app = create_app(FailingStore(_boom), [TokenAuthenticator(PRINCIPALS)])
     with caplog.at_level(logging.INFO, logger="commerce.http"):
         result = client_for(app).simulate_get("/chain", headers={"X-Request-ID": "req-42"})
-    failed = [r for r in caplog.records if getattr(r, "event", None) == LogEvent.REQUEST_FAILED.id]
+    failed = [r for r in caplog.records if getattr(r, "event", None) == LogEvent.REQUEST_FAILED]
     assert len(failed) == 1
     record = failed[0]
     assert record.levelno == logging.ERROR

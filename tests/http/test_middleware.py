@@ -60,7 +60,7 @@ def test_an_insane_client_request_id_is_replaced(
 
 
 def _completed(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if getattr(r, "event", None) == LogEvent.REQUEST_COMPLETED.id]
+    return [r for r in caplog.records if getattr(r, "event", None) == LogEvent.REQUEST_COMPLETED]
 
 
 def test_each_request_is_logged_once_with_its_outcome(
