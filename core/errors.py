@@ -4,13 +4,18 @@ from __future__ import annotations
 
 
 class CommerceError(Exception):
-    """Base of every error the core and its adapters raise on purpose."""
+    """Base of every error the core and its adapters raise on purpose.
+
+    ``extra`` holds facts a client can act on (the current quantity, the items short of
+    stock); the HTTP layer adds them to the problem document as extension members.
+    """
 
     title = "Error"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.extra: dict[str, object] = extra
 
 
 class NotFound(CommerceError):
@@ -41,9 +46,29 @@ class Conflict(CommerceError):
 
 
 class InsufficientStock(Conflict):
-    """An adjustment would take a level below zero."""
+    """An adjustment would take one or more levels below zero; nothing was changed.
+
+    ``shortages`` lists, per item, the quantity held and the delta that was refused.
+    """
 
     title = "Insufficient Stock"
+
+    def __init__(self, shortages: list[dict[str, int]]) -> None:
+        ids = ", ".join(str(s["item_id"]) for s in shortages)
+        super().__init__(f"not enough stock of item {ids}; nothing was changed", items=shortages)
+        self.shortages = shortages
+
+
+class PreconditionFailed(CommerceError):
+    """The resource changed since the version the caller named (``If-Match``)."""
+
+    title = "Precondition Failed"
+
+
+class IdempotencyMismatch(CommerceError):
+    """An ``Idempotency-Key`` was used again for a different request."""
+
+    title = "Idempotency Key Reused"
 
 
 class Unauthorized(CommerceError):
