@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from core.auth import Principal
 from core.models import (
+    Adjustment,
     Chain,
+    ChainPatch,
+    ChangeFilter,
     InventoryLevel,
     Item,
+    ItemPatch,
+    LedgerEntry,
     NewChain,
     NewItem,
     NewStore,
     Store,
+    StoredResponse,
+    StorePatch,
     Tenant,
 )
 
@@ -95,10 +103,152 @@ class CommerceStore(Protocol):
         """``Conflict`` if the tenant already has an item with that ``sku``."""
         ...
 
+    def update_chain(
+        self,
+        tenant: str,
+        chain_id: int,
+        patch: ChainPatch,
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Chain:
+        """Apply the patch's non-``None`` fields; ``updated_at`` moves strictly forward.
+
+        ``NotFound`` unless the chain is the tenant's; ``PreconditionFailed`` when
+        ``expected_updated_at`` is given and the row's differs (it changed meanwhile).
+        Every ``update_*`` and ``delete_*`` method below follows the same two rules.
+        """
+        ...
+
+    def delete_chain(
+        self, tenant: str, chain_id: int, *, expected_updated_at: datetime | None = None
+    ) -> None:
+        """``Conflict`` while the chain still has stores."""
+        ...
+
+    def update_store(
+        self,
+        tenant: str,
+        store_id: int,
+        patch: StorePatch,
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Store: ...
+
+    def delete_store(
+        self, tenant: str, store_id: int, *, expected_updated_at: datetime | None = None
+    ) -> None:
+        """``Conflict`` while any level at the store is above zero.
+
+        Its levels (all zero) go with it; its ledger entries stay, as history.
+        """
+        ...
+
+    def update_item(
+        self,
+        tenant: str,
+        item_id: int,
+        patch: ItemPatch,
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Item:
+        """``Conflict`` if the new ``sku`` is another item's."""
+        ...
+
+    def delete_item(
+        self, tenant: str, item_id: int, *, expected_updated_at: datetime | None = None
+    ) -> None:
+        """``Conflict`` while any level of the item is above zero; zero levels go with it."""
+        ...
+
+    # -- inventory -------------------------------------------------------------------
     def set_quantity(
-        self, tenant: str, store_id: int, item_id: int, quantity: int
+        self,
+        tenant: str,
+        store_id: int,
+        item_id: int,
+        quantity: int,
+        *,
+        actor: str,
+        expected_quantity: int | None = None,
+        reference: str | None = None,
     ) -> InventoryLevel:
-        """Set a level, creating it if need be; ``NotFound`` unless both are the tenant's."""
+        """Set a level, as a physical count does, and append the difference to the ledger.
+
+        One transaction: the level (created if missing; a missing level holds 0) and a ledger
+        entry with ``delta = quantity - before`` and reason ``count``, even when the delta is 0.
+        ``Conflict`` with ``extra={"current_quantity": before}`` when ``expected_quantity``
+        is given and differs from ``before``. ``NotFound`` unless store and item are the tenant's.
+        """
+        ...
+
+    def adjust(
+        self, tenant: str, store_id: int, adjustments: Sequence[Adjustment], *, actor: str
+    ) -> Sequence[InventoryLevel]:
+        """Apply every adjustment in order, all or none, in one transaction.
+
+        Each adjustment appends one ledger entry. No level may go below zero at any step:
+        otherwise ``InsufficientStock`` names every item short (its quantity before the batch
+        and the batch's total delta for it) and nothing changes. ``NotFound`` unless the store
+        and every item are the tenant's. Returns the resulting levels ordered by ``item_id``.
+        Where the backend allows it, each step is one conditional UPDATE (no read first).
+        """
+        ...
+
+    def list_changes(
+        self,
+        tenant: str,
+        store_id: int,
+        where: ChangeFilter,
+        *,
+        after: int | None,
+        limit: int,
+    ) -> Sequence[LedgerEntry]:
+        """A store's ledger entries matching ``where``, ordered by ``id`` (the keyset key)."""
+        ...
+
+    def list_levels_as_of(
+        self,
+        tenant: str,
+        store_id: int,
+        as_of: datetime,
+        *,
+        item_ids: Collection[int] | None,
+        after: int | None,
+        limit: int,
+    ) -> Sequence[InventoryLevel]:
+        """A store's levels as they were at ``as_of``, derived from the ledger alone.
+
+        Per item, the ``quantity_after`` of its last entry created at or before ``as_of``
+        (ties broken by ``id``), with that entry's time as ``updated_at``; items with no entry
+        by then are left out. Ordered by ``item_id``, paginated like ``list_levels``.
+        """
+        ...
+
+    # -- idempotency keys --------------------------------------------------------------
+    def claim_idempotency_key(
+        self, tenant: str, key: str, fingerprint: str, *, stale_after: timedelta
+    ) -> StoredResponse | None:
+        """Reserve ``key`` for one request, or say what became of the request that holds it.
+
+        ``None``: the caller now holds the key and runs the request, then calls
+        ``complete_idempotency_key`` or ``release_idempotency_key``. A ``StoredResponse``:
+        the same request (same ``fingerprint``) already finished; replay it.
+        ``IdempotencyMismatch``: the key was used for a different request. ``Conflict``: the
+        same request is still running (claimed less than ``stale_after`` ago); a claim
+        older than that is taken over, as its holder is presumed dead.
+        """
+        ...
+
+    def complete_idempotency_key(self, tenant: str, key: str, response: StoredResponse) -> None:
+        """Keep ``response`` for replay under the claimed key."""
+        ...
+
+    def release_idempotency_key(self, tenant: str, key: str) -> None:
+        """Drop a claim whose request changed nothing (it failed), so a retry runs again."""
+        ...
+
+    def purge_idempotency_keys(self, older_than: datetime) -> int:
+        """Forget keys claimed before ``older_than``; returns how many went."""
         ...
 
 

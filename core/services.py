@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from core import validation
 from core.errors import InvalidInput, NotFound
-from core.models import Chain, InventoryLevel, Item, Store
+from core.models import (
+    Adjustment,
+    Chain,
+    ChainPatch,
+    ChangeFilter,
+    InventoryLevel,
+    Item,
+    ItemPatch,
+    LedgerEntry,
+    NewChain,
+    NewItem,
+    NewStore,
+    Store,
+    StorePatch,
+)
 from core.pagination import Page, PageRequest
 from core.ports import CommerceStore
 
@@ -16,6 +34,7 @@ STORES = "stores"
 ITEMS = "items"
 STORE_LEVELS = "store-levels"
 ITEM_LEVELS = "item-levels"
+CHANGES = "changes"
 
 
 def parse_id(field: str, raw: str) -> int:
@@ -26,6 +45,19 @@ def parse_id(field: str, raw: str) -> int:
     if not 1 <= value <= MAX_ID:
         raise InvalidInput(field, "must be a positive integer")
     return value
+
+
+def parse_timestamp(field: str, raw: str) -> datetime:
+    """An RFC 3339 timestamp with its offset (``Z`` or ``+02:00``), returned in UTC."""
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidInput(
+            field, "must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z"
+        ) from None
+    if value.tzinfo is None or "T" not in raw.upper():
+        raise InvalidInput(field, "must be an RFC 3339 timestamp with an offset, e.g. ...Z")
+    return value.astimezone(UTC)
 
 
 def parse_item_ids(raw: str) -> list[int]:
@@ -78,12 +110,21 @@ def list_store_inventory(
     store_id: int,
     page: PageRequest,
     item_ids: list[int] | None = None,
+    as_of: datetime | None = None,
 ) -> Page[InventoryLevel]:
-    """A store's levels; with ``item_ids``, only those items (items with no level left out)."""
+    """A store's levels; with ``item_ids``, only those items (items with no level left out).
+
+    With ``as_of``, the levels as they were then, derived from the change ledger.
+    """
     get_store(store, tenant, store_id)
-    rows = store.list_levels(
-        tenant, store_id, item_ids=item_ids, after=page.after, limit=page.limit + 1
-    )
+    if as_of is None:
+        rows = store.list_levels(
+            tenant, store_id, item_ids=item_ids, after=page.after, limit=page.limit + 1
+        )
+    else:
+        rows = store.list_levels_as_of(
+            tenant, store_id, as_of, item_ids=item_ids, after=page.after, limit=page.limit + 1
+        )
     return Page.from_rows(STORE_LEVELS, rows, page, key=lambda lv: lv.item_id)
 
 
@@ -105,3 +146,128 @@ def list_item_inventory(
     get_item(store, tenant, item_id)
     rows = store.list_item_levels(tenant, item_id, after=page.after, limit=page.limit + 1)
     return Page.from_rows(ITEM_LEVELS, rows, page, key=lambda lv: lv.store_id)
+
+
+def get_level(store: CommerceStore, tenant: str, store_id: int, item_id: int) -> InventoryLevel:
+    get_store(store, tenant, store_id)
+    rows = store.list_levels(tenant, store_id, item_ids=[item_id], after=None, limit=1)
+    if not rows:
+        raise NotFound("inventory level of item", item_id)
+    return rows[0]
+
+
+# -- writes ------------------------------------------------------------------------------
+# Each validates with core.validation first, so every backend sees only valid rows.
+
+
+def create_chain(store: CommerceStore, tenant: str, new: NewChain) -> Chain:
+    return store.create_chain(tenant, validation.new_chain(new))
+
+
+def update_chain(
+    store: CommerceStore,
+    tenant: str,
+    chain_id: int,
+    patch: ChainPatch,
+    expected_updated_at: datetime | None = None,
+) -> Chain:
+    return store.update_chain(
+        tenant, chain_id, validation.chain_patch(patch), expected_updated_at=expected_updated_at
+    )
+
+
+def delete_chain(
+    store: CommerceStore, tenant: str, chain_id: int, expected_updated_at: datetime | None = None
+) -> None:
+    store.delete_chain(tenant, chain_id, expected_updated_at=expected_updated_at)
+
+
+def create_store(store: CommerceStore, tenant: str, new: NewStore) -> Store:
+    return store.create_store(tenant, validation.new_store(new))
+
+
+def update_store(
+    store: CommerceStore,
+    tenant: str,
+    store_id: int,
+    patch: StorePatch,
+    expected_updated_at: datetime | None = None,
+) -> Store:
+    return store.update_store(
+        tenant, store_id, validation.store_patch(patch), expected_updated_at=expected_updated_at
+    )
+
+
+def delete_store(
+    store: CommerceStore, tenant: str, store_id: int, expected_updated_at: datetime | None = None
+) -> None:
+    store.delete_store(tenant, store_id, expected_updated_at=expected_updated_at)
+
+
+def create_item(store: CommerceStore, tenant: str, new: NewItem) -> Item:
+    return store.create_item(tenant, validation.new_item(new))
+
+
+def update_item(
+    store: CommerceStore,
+    tenant: str,
+    item_id: int,
+    patch: ItemPatch,
+    expected_updated_at: datetime | None = None,
+) -> Item:
+    return store.update_item(
+        tenant, item_id, validation.item_patch(patch), expected_updated_at=expected_updated_at
+    )
+
+
+def delete_item(
+    store: CommerceStore, tenant: str, item_id: int, expected_updated_at: datetime | None = None
+) -> None:
+    store.delete_item(tenant, item_id, expected_updated_at=expected_updated_at)
+
+
+def set_quantity(
+    store: CommerceStore,
+    tenant: str,
+    store_id: int,
+    item_id: int,
+    quantity: int,
+    *,
+    actor: str,
+    expected_quantity: int | None = None,
+    reference: str | None = None,
+) -> InventoryLevel:
+    validation.quantity("quantity", quantity)
+    if expected_quantity is not None:
+        validation.quantity("expected_quantity", expected_quantity)
+    validation.reference("reference", reference)
+    return store.set_quantity(
+        tenant,
+        store_id,
+        item_id,
+        quantity,
+        actor=actor,
+        expected_quantity=expected_quantity,
+        reference=reference,
+    )
+
+
+def adjust_inventory(
+    store: CommerceStore,
+    tenant: str,
+    store_id: int,
+    adjustments: Sequence[Adjustment],
+    *,
+    actor: str,
+) -> Sequence[InventoryLevel]:
+    return store.adjust(tenant, store_id, validation.adjustments(adjustments), actor=actor)
+
+
+def list_changes(
+    store: CommerceStore, tenant: str, store_id: int, where: ChangeFilter, page: PageRequest
+) -> Page[LedgerEntry]:
+    if where.since is not None and where.until is not None and where.since >= where.until:
+        raise InvalidInput("until", "must be later than since")
+    get_store(store, tenant, store_id)
+    rows = store.list_changes(tenant, store_id, where, after=page.after, limit=page.limit + 1)
+    return Page.from_rows(CHANGES, rows, page, key=lambda e: e.id)

@@ -264,7 +264,7 @@ def load_demo(store: CommerceStore, tenant: str) -> DemoSummary:
                 quantity = 0  # carried, but sold out
             else:
                 quantity = rng.randint(1, 240)
-            store.set_quantity(tenant, store_id, item_id, quantity)
+            store.set_quantity(tenant, store_id, item_id, quantity, actor="demo")
             levels += 1
             zero_levels += quantity == 0
 

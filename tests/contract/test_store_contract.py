@@ -194,10 +194,10 @@ def test_setting_a_quantity_creates_then_replaces_the_level(store: CommerceStore
     tenant = new_tenant(store)
     _, shop = _store_in(store, tenant)
     item = store.create_item(tenant, NewItem(sku="A", name="A", cost=Decimal("1.00")))
-    first = store.set_quantity(tenant, shop, item.id, 7)
+    first = store.set_quantity(tenant, shop, item.id, 7, actor="test")
     assert (first.store_id, first.item_id, first.quantity) == (shop, item.id, 7)
     assert first.updated_at.utcoffset() == timedelta(0)
-    second = store.set_quantity(tenant, shop, item.id, 0)
+    second = store.set_quantity(tenant, shop, item.id, 0, actor="test")
     assert second.quantity == 0
     assert second.updated_at >= first.updated_at
     assert store.list_levels(tenant, shop, item_ids=None, after=None, limit=10) == [second]
@@ -211,7 +211,7 @@ def test_a_store_lists_its_levels_in_item_order(store: CommerceStore) -> None:
         for n in range(5)
     ]
     for n, item_id in enumerate(reversed(items)):
-        store.set_quantity(tenant, shop, item_id, n)
+        store.set_quantity(tenant, shop, item_id, n, actor="test")
     levels = store.list_levels(tenant, shop, item_ids=None, after=None, limit=100)
     assert [lv.item_id for lv in levels] == items
     assert {lv.item_id: lv.quantity for lv in levels} == {
@@ -228,8 +228,8 @@ def test_levels_for_chosen_items_leave_out_items_without_a_level(store: Commerce
         store.create_item(tenant, NewItem(sku=f"I{n}", name=f"I{n}", cost=Decimal("2.00"))).id
         for n in range(4)
     ]
-    store.set_quantity(tenant, shop, items[0], 3)
-    store.set_quantity(tenant, shop, items[2], 0)
+    store.set_quantity(tenant, shop, items[0], 3, actor="test")
+    store.set_quantity(tenant, shop, items[2], 0, actor="test")
     chosen = [items[2], items[1], items[0], 999_999_999]
     levels = store.list_levels(tenant, shop, item_ids=chosen, after=None, limit=100)
     assert [(lv.item_id, lv.quantity) for lv in levels] == [(items[0], 3), (items[2], 0)]
@@ -243,8 +243,8 @@ def test_an_item_lists_its_levels_across_stores_in_store_order(store: CommerceSt
     _, lyon = _store_in(store, tenant, "Lyon")
     _, nice = _store_in(store, tenant, "Nice")
     item = store.create_item(tenant, NewItem(sku="X", name="X", cost=Decimal("5.00")))
-    store.set_quantity(tenant, nice, item.id, 4)
-    store.set_quantity(tenant, lyon, item.id, 9)
+    store.set_quantity(tenant, nice, item.id, 4, actor="test")
+    store.set_quantity(tenant, lyon, item.id, 9, actor="test")
     levels = store.list_item_levels(tenant, item.id, after=None, limit=100)
     assert [(lv.store_id, lv.quantity) for lv in levels] == sorted([(lyon, 9), (nice, 4)])
     assert len(store.list_item_levels(tenant, item.id, after=levels[0].store_id, limit=5)) == 1
@@ -257,9 +257,9 @@ def test_levels_cannot_be_set_across_tenants(store: CommerceStore) -> None:
     my_item = store.create_item(mine, NewItem(sku="M", name="M", cost=Decimal("1.00")))
     their_item = store.create_item(theirs, NewItem(sku="T", name="T", cost=Decimal("1.00")))
     with pytest.raises(NotFound):
-        store.set_quantity(mine, their_shop, my_item.id, 1)
+        store.set_quantity(mine, their_shop, my_item.id, 1, actor="test")
     with pytest.raises(NotFound):
-        store.set_quantity(mine, my_shop, their_item.id, 1)
+        store.set_quantity(mine, my_shop, their_item.id, 1, actor="test")
     assert store.list_levels(mine, my_shop, item_ids=None, after=None, limit=10) == []
     assert store.list_item_levels(mine, their_item.id, after=None, limit=10) == []
     assert store.list_item_levels(theirs, their_item.id, after=None, limit=10) == []
@@ -270,9 +270,9 @@ def test_setting_a_level_on_a_missing_store_or_item_is_not_found(store: Commerce
     _, shop = _store_in(store, tenant)
     item = store.create_item(tenant, NewItem(sku="A", name="A", cost=Decimal("1.00")))
     with pytest.raises(NotFound):
-        store.set_quantity(tenant, 987_654_321, item.id, 1)
+        store.set_quantity(tenant, 987_654_321, item.id, 1, actor="test")
     with pytest.raises(NotFound):
-        store.set_quantity(tenant, shop, 987_654_321, 1)
+        store.set_quantity(tenant, shop, 987_654_321, 1, actor="test")
 
 
 def test_timestamps_come_back_in_utc(store: CommerceStore) -> None:

@@ -60,7 +60,7 @@ def test_walking_a_stores_inventory_returns_each_level_exactly_once_in_order(
     model: dict[int, int] = {}
     for n, quantity in enumerate(quantities):
         item = store.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00")))
-        store.set_quantity(tenant, shop, item.id, quantity)
+        store.set_quantity(tenant, shop, item.id, quantity, actor="test")
         model[item.id] = quantity
 
     def fetch(page: PageRequest) -> Page[object]:
@@ -88,7 +88,7 @@ def test_the_items_filter_equals_a_dict_models_answer(
     model: dict[int, int] = {}
     for item_id in data.draw(st.lists(st.sampled_from(items), unique=True), label="stocked"):
         model[item_id] = data.draw(st.integers(min_value=0, max_value=500), label="qty")
-        store.set_quantity(tenant, shop, item_id, model[item_id])
+        store.set_quantity(tenant, shop, item_id, model[item_id], actor="test")
     # Ask for known items, unknown ids and repeats, in any order, as a client might type them.
     asked = data.draw(
         st.lists(st.sampled_from(items) | st.integers(min_value=1, max_value=10**9), min_size=1),
