@@ -1,4 +1,4 @@
--- The commerce schema for cockroachdb, at revision 0001.
+-- The commerce schema for cockroachdb, at revision 0002.
 -- Generated from the migrations by `commerce db upgrade --sql`; do not edit.
 -- Running it by hand leaves the database where `commerce db upgrade` would.
 CREATE TABLE alembic_version (
@@ -76,4 +76,44 @@ CREATE TABLE IF NOT EXISTS inventory_levels (
 CREATE INDEX IF NOT EXISTS ix_inventory_levels_item_id_store_id ON inventory_levels (item_id, store_id);
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
+
+-- Running upgrade 0001 -> 0002
+
+CREATE TABLE IF NOT EXISTS inventory_changes (
+    store_id BIGINT NOT NULL, 
+    id BIGINT NOT NULL, 
+    tenant_id VARCHAR(63) NOT NULL, 
+    item_id BIGINT NOT NULL, 
+    delta BIGINT NOT NULL, 
+    quantity_after BIGINT NOT NULL, 
+    reason VARCHAR(32) NOT NULL, 
+    reference TEXT, 
+    actor TEXT NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_inventory_changes PRIMARY KEY (store_id, id), 
+    CONSTRAINT ck_inventory_changes_quantity_after_not_negative CHECK (quantity_after >= 0)
+);
+
+CREATE INDEX IF NOT EXISTS ix_inventory_changes_store_id_item_id_id ON inventory_changes (store_id, item_id, id);
+
+CREATE INDEX IF NOT EXISTS ix_inventory_changes_store_id_item_id_created_at_id ON inventory_changes (store_id, item_id, created_at, id);
+
+INSERT INTO inventory_changes (store_id, id, tenant_id, item_id, delta, quantity_after, reason, reference, actor, created_at) SELECT store_id, ROW_NUMBER() OVER (PARTITION BY store_id ORDER BY item_id), tenant_id, item_id, quantity, quantity, 'count', 'opening balance', 'migration', updated_at FROM inventory_levels WHERE 1 = 1 ON CONFLICT (store_id, id) DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    tenant_id VARCHAR(63) NOT NULL, 
+    key TEXT NOT NULL, 
+    fingerprint TEXT NOT NULL, 
+    state VARCHAR(16) NOT NULL, 
+    response_status INTEGER, 
+    response_headers TEXT, 
+    response_body BYTEA, 
+    claimed_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    CONSTRAINT pk_idempotency_keys PRIMARY KEY (tenant_id, key), 
+    CONSTRAINT ck_idempotency_keys_state_known CHECK (state IN ('claimed', 'completed'))
+);
+
+CREATE INDEX IF NOT EXISTS ix_idempotency_keys_claimed_at ON idempotency_keys (claimed_at);
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
 

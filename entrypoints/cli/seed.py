@@ -215,7 +215,7 @@ class OneByOne:
 
     def add_levels(self, tenant: str, rows: Sequence[tuple[int, int, int]]) -> int:
         for store_id, item_id, quantity in rows:
-            self.store.set_quantity(tenant, store_id, item_id, quantity)
+            self.store.set_quantity(tenant, store_id, item_id, quantity, actor="seed")
         return len(rows)
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -96,6 +97,7 @@ def test_seed_generates_every_level_in_bulk_on_sqlite(
     assert main(["--database", sqlite_url, "seed", "--tenant", "acme", *args]) == 0
     assert _count(sqlite_url, "inventory_levels") == 84
     assert _count(sqlite_url, "items") == 14
+    _assert_the_ledger_accounts_for_every_level(sqlite_url)
 
 
 @pytest.mark.parametrize("driver", ["postgresql+psycopg", "cockroachdb+psycopg"])
@@ -115,6 +117,36 @@ def test_seed_bulk_loads_on_the_postgresql_server_with_either_dialect(
         levels = store.list_levels("acme", stores[0].id, item_ids=None, after=None, limit=100)
         assert len(levels) == 25
         assert all(0 <= lv.quantity <= 500 for lv in levels)
+    finally:
+        store.close()
+    _assert_the_ledger_accounts_for_every_level(url)
+
+
+def _assert_the_ledger_accounts_for_every_level(url: str) -> None:
+    """One ``count`` entry per seeded level, equal to it; as-of now gives the levels back."""
+    assert _count(url, "inventory_changes") == _count(url, "inventory_levels")
+    engine = sa.create_engine(make_url(url).set(drivername=_driver(url)))
+    try:
+        with engine.connect() as conn:
+            unmatched = conn.exec_driver_sql(
+                "SELECT count(*) FROM inventory_levels l LEFT JOIN inventory_changes c"
+                " ON c.store_id = l.store_id AND c.item_id = l.item_id"
+                " AND c.quantity_after = l.quantity AND c.delta = l.quantity"
+                " AND c.reason = 'count' AND c.actor = 'seed' AND c.created_at = l.updated_at"
+                " WHERE c.id IS NULL"
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert unmatched == 0
+    store = open_sql_store(url)
+    try:
+        [chain, *_] = store.list_chains("acme", after=None, limit=5)
+        [shop, *_] = store.list_stores("acme", chain.id, after=None, limit=10)
+        levels = store.list_levels("acme", shop.id, item_ids=None, after=None, limit=1000)
+        as_of = store.list_levels_as_of(
+            "acme", shop.id, datetime.now(UTC), item_ids=None, after=None, limit=1000
+        )
+        assert as_of == levels
     finally:
         store.close()
 

@@ -66,7 +66,7 @@ def test_a_statement_stuck_behind_a_lock_is_cancelled_by_the_statement_timeout(
     chain = pg_store.create_chain("t", NewChain(name="C"))
     shop = pg_store.create_store("t", NewStore(chain_id=chain.id, name="S"))
     item = pg_store.create_item("t", NewItem(sku="A", name="A", cost=Decimal("1.00")))
-    pg_store.set_quantity("t", shop.id, item.id, 1)
+    pg_store.set_quantity("t", shop.id, item.id, 1, actor="test")
     impatient = SqlStore(
         create_engine(str(pg_store.engine.url.render_as_string(False)), FAST), FAST
     )
@@ -74,7 +74,7 @@ def test_a_statement_stuck_behind_a_lock_is_cancelled_by_the_statement_timeout(
         holder.exec_driver_sql("SELECT * FROM inventory_levels FOR UPDATE")
         try:
             with pytest.raises(StorageUnavailable, match="did not answer in time"):
-                impatient.set_quantity("t", shop.id, item.id, 2)
+                impatient.set_quantity("t", shop.id, item.id, 2, actor="test")
         finally:
             holder.rollback()
             impatient.close()

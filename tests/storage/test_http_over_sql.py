@@ -25,7 +25,7 @@ def test_every_read_route_answers_over_postgresql(pg_store: SqlStore) -> None:
     chain = pg_store.create_chain("t", NewChain(name="Chain"))
     shop = pg_store.create_store("t", NewStore(chain_id=chain.id, name="Shop"))
     item = pg_store.create_item("t", NewItem(sku="A", name="A", cost=Decimal("12.50")))
-    pg_store.set_quantity("t", shop.id, item.id, 4)
+    pg_store.set_quantity("t", shop.id, item.id, 4, actor="test")
     client = _client(pg_store)
     for path in (
         "/chain",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -14,6 +16,7 @@ from adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore, sch
 from adapters.storage.sql.engine import create_engine
 from adapters.storage.sql.tables import metadata
 from core.errors import StorageUnavailable
+from core.models import Adjustment, ChangeFilter, NewChain, NewItem, NewStore, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_SQL = ROOT / "docs" / "schema.sql"
@@ -52,9 +55,13 @@ def test_upgrading_an_empty_sqlite_database_yields_exactly_the_models_schema(
     assert manager.current() is None
     assert manager.upgrade() == manager.head()
     assert _differences(sqlite_url) == []
-    assert {"ix_stores_chain_id_id", "ix_inventory_levels_item_id_store_id"} <= _index_names(
-        sqlite_url
-    )
+    assert {
+        "ix_stores_chain_id_id",
+        "ix_inventory_levels_item_id_store_id",
+        "ix_inventory_changes_store_id_item_id_id",
+        "ix_inventory_changes_store_id_item_id_created_at_id",
+        "ix_idempotency_keys_claimed_at",
+    } <= _index_names(sqlite_url)
 
 
 def test_upgrading_an_empty_postgresql_database_yields_exactly_the_models_schema(
@@ -81,10 +88,68 @@ def test_the_cockroachdb_dialect_migrates_up_down_and_up_again(
             "stores",
             "items",
             "inventory_levels",
+            "inventory_changes",
+            "idempotency_keys",
         }
     finally:
         engine.dispose()
     assert manager.current() == manager.head()
+    _downgrade(url, "0001")
+    assert manager.current() == "0001"
+    assert manager.upgrade() == manager.head()
+
+
+def _downgrade(url: str, revision: str) -> None:
+    engine = create_engine(url, SqlOptions())
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "cockroachdb":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            config = schema._config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+            if conn.in_transaction():
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
+def test_the_ledger_migration_goes_down_and_up_again_keeping_the_levels(sqlite_url: str) -> None:
+    manager = AlembicSchemaManager(sqlite_url)
+    manager.upgrade()
+    store = SqlStore(create_engine(sqlite_url, SqlOptions()))
+    try:
+        store.create_tenant("t", "T")
+        chain = store.create_chain("t", NewChain(name="C"))
+        shop = store.create_store("t", NewStore(chain_id=chain.id, name="S"))
+        item = store.create_item("t", NewItem(sku="A", name="A", cost=Decimal("1.00")))
+        store.set_quantity("t", shop.id, item.id, 7, actor="test")
+        _downgrade(sqlite_url, "0001")
+        assert manager.current() == "0001"
+        engine = create_engine(sqlite_url, SqlOptions())
+        try:
+            tables = set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+        assert not tables & {"inventory_changes", "idempotency_keys"}
+        manager.upgrade()
+        [level] = store.list_levels("t", shop.id, item_ids=None, after=None, limit=5)
+        assert level.quantity == 7
+        # The level that was there before the ledger gets an opening entry, so the ledger
+        # sums to it and as-of answers for it; changes after that go on from it.
+        [opening] = store.list_changes("t", shop.id, ChangeFilter(), after=None, limit=5)
+        assert (opening.delta, opening.quantity_after, opening.reason, opening.actor) == (
+            7,
+            7,
+            Reason.count,
+            "migration",
+        )
+        assert opening.created_at == level.updated_at
+        store.adjust("t", shop.id, [Adjustment(item.id, -2, Reason.sold)], actor="test")
+        entries = store.list_changes("t", shop.id, ChangeFilter(), after=None, limit=5)
+        assert [(e.delta, e.quantity_after) for e in entries] == [(7, 7), (-2, 5)]
+    finally:
+        store.close()
 
 
 def test_upgrading_twice_changes_nothing(sqlite_url: str) -> None:

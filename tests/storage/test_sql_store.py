@@ -69,7 +69,7 @@ def test_text_with_a_nul_character_is_refused_naming_the_field(sqlite_store: Sql
 
 def test_a_negative_quantity_never_reaches_the_database(sqlite_store: SqlStore) -> None:
     with pytest.raises(InvalidInput) as caught:
-        sqlite_store.set_quantity("t", 1, 1, -1)
+        sqlite_store.set_quantity("t", 1, 1, -1, actor="test")
     assert caught.value.field == "quantity"
 
 

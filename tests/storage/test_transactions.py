@@ -112,7 +112,9 @@ def test_many_concurrent_writes_to_one_level_all_land_through_the_store(
     quantities = list(range(40))
     with ThreadPoolExecutor(8) as pool:
         written = list(
-            pool.map(lambda q: store.set_quantity("busy", shop.id, item.id, q), quantities)
+            pool.map(
+                lambda q: store.set_quantity("busy", shop.id, item.id, q, actor="test"), quantities
+            )
         )
     assert sorted(level.quantity for level in written) == quantities
     [level] = store.list_levels("busy", shop.id, item_ids=None, after=None, limit=10)

@@ -6,6 +6,7 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +27,12 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 # The database is there but cannot serve now: shutting down, out of resources, too slow.
 UNAVAILABLE_SQLSTATES = frozenset({"57014", "57P01", "57P02", "57P03", "55P03", "53300"})
 UNDEFINED_TABLE = "42P01"
+
+SQLITE_LATER = "commerce_later"
+"""SQLite function ``commerce_later(previous, now)``: see ``sqlite_later``."""
+
+_SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
+_TICK = timedelta(microseconds=1)
 
 
 def scheme_of(url: str) -> str:
@@ -163,6 +170,7 @@ def _sqlite_engine(url: URL, options: SqlOptions) -> Engine:
         # so that writes can take the write lock up front (see there).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        dbapi_connection.create_function(SQLITE_LATER, 2, sqlite_later, deterministic=True)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
         if not in_memory:
@@ -180,6 +188,21 @@ def _sqlite_engine(url: URL, options: SqlOptions) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def sqlite_later(previous: str | None, now: str) -> str:
+    """``now``, or one microsecond after ``previous`` if that is not earlier.
+
+    PostgreSQL says ``GREATEST(now, previous + INTERVAL '1 microsecond')``; SQLite keeps
+    timestamps as text (SQLAlchemy's fixed ``YYYY-MM-DD HH:MM:SS.ffffff``) and has no
+    microsecond arithmetic, so the same rule is this function, registered on every
+    connection. It keeps ``updated_at`` and the ledger's times strictly increasing per row
+    even when the clock repeats a value or steps back.
+    """
+    if previous is None:
+        return now
+    later = datetime.fromisoformat(previous) + _TICK
+    return max(now, later.strftime(_SQLITE_TIMESTAMP))
 
 
 # -- errors ----------------------------------------------------------------------------

@@ -165,3 +165,47 @@ inventory_levels = sa.Table(
     # Clustered by (store_id, item_id) on SQLite, as a store's levels are read together.
     sqlite_with_rowid=False,
 )
+
+inventory_changes = sa.Table(
+    "inventory_changes",
+    metadata,
+    # Keyed by (store_id, id): a store's history is one key range (listing it is a range
+    # scan), and on CockroachDB the busiest table's inserts spread over every store's range
+    # instead of all landing on the newest id.
+    sa.Column("store_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(63), nullable=False),
+    sa.Column("item_id", sa.BigInteger(), nullable=False),
+    sa.Column("delta", sa.BigInteger(), nullable=False),
+    sa.Column("quantity_after", sa.BigInteger(), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("reference", sa.Text(), nullable=True),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("quantity_after >= 0", name="quantity_after_not_negative"),
+    # No foreign keys: the history of a deleted store or item is kept.
+    # One item's history at a store, in id order (GET …/changes?item_id=).
+    sa.Index(None, "store_id", "item_id", "id"),
+    # The last entry of an item at or before a moment: one seek, backwards (as-of levels).
+    sa.Index(None, "store_id", "item_id", "created_at", "id"),
+    sqlite_with_rowid=False,
+)
+
+IDEMPOTENCY_STATES = ("claimed", "completed")
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(63), primary_key=True),
+    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("fingerprint", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("response_status", sa.Integer(), nullable=True),
+    # The response's headers as a JSON array of [name, value] pairs, in their order.
+    sa.Column("response_headers", sa.Text(), nullable=True),
+    sa.Column("response_body", sa.LargeBinary(), nullable=True),
+    sa.Column("claimed_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("state IN ('claimed', 'completed')", name="state_known"),
+    # Purging old keys is a range scan on this index, not a pass over the table.
+    sa.Index(None, "claimed_at"),
+)
