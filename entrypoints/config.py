@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 DEFAULT_DATABASE_URL = "sqlite:///commerce.db"
 """Embedded and durable; the path is relative to the directory the service starts in."""
 
+MIN_IDEMPOTENCY_TTL_HOURS = 24
+"""A client may retry a day later and still be answered from its key, so never less."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -18,6 +21,8 @@ class Settings:
     auth: tuple[str, ...] = ("none",)
     tenant: str = "demo"
     max_body_bytes: int = 1024 * 1024
+    idempotency_ttl_hours: int = MIN_IDEMPOTENCY_TTL_HOURS
+    """How long ``Idempotency-Key`` responses are kept; values below 24 count as 24."""
     log_level: str = "INFO"
     """Threshold of the JSON log lines ``commerce serve`` writes to stderr."""
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -37,6 +42,10 @@ class Settings:
             auth=auth or ("none",),
             tenant=env.get("COMMERCE_TENANT", "demo"),
             max_body_bytes=int(env.get("COMMERCE_MAX_BODY_BYTES", str(1024 * 1024))),
+            idempotency_ttl_hours=max(
+                MIN_IDEMPOTENCY_TTL_HOURS,
+                int(env.get("COMMERCE_IDEMPOTENCY_TTL_HOURS", str(MIN_IDEMPOTENCY_TTL_HOURS))),
+            ),
             log_level=env.get("COMMERCE_LOG_LEVEL", "INFO").strip().upper() or "INFO",
             extra=extra,
         )

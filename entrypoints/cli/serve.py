@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
@@ -111,7 +112,12 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     # Imported here so that the verbs that do not serve never pay for the HTTP layer.
     from entrypoints.http.app import create_app
 
-    app = create_app(store, authenticators, max_body_bytes=settings.max_body_bytes)
+    app = create_app(
+        store,
+        authenticators,
+        max_body_bytes=settings.max_body_bytes,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+    )
     log.info(
         "starting",
         extra=event_fields(LogEvent.SERVICE_STARTING, threads=args.threads, scheme=scheme),

@@ -6,7 +6,8 @@ Any WSGI server can load it: ``waitress-serve --call entrypoints.http.app:get_ap
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 import falcon
 import pluggy
@@ -15,11 +16,12 @@ from core.events import LogEvent
 from core.ports import Authenticator, CommerceStore
 from entrypoints.config import Settings
 from entrypoints.http import problems
+from entrypoints.http.idempotency import Idempotency
 from entrypoints.http.media import JSON_HANDLER, encode
 from entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.resources import AppContext
-from entrypoints.http.routes import ROUTES, required_roles
+from entrypoints.http.routes import ROUTES, required_roles, write_operations
 from entrypoints.wiring import make_authenticators, open_store
 from plugins import get_plugin_manager
 
@@ -31,13 +33,24 @@ def create_app(
     authenticators: Sequence[Authenticator],
     *,
     max_body_bytes: int = 1 << 20,
+    idempotency_ttl: timedelta = timedelta(hours=24),
+    clock: Callable[[], datetime] | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
-    """The API over ``store``; a request is let in by the first authenticator that knows it."""
+    """The API over ``store``; a request is let in by the first authenticator that knows it.
+
+    ``idempotency_ttl`` is how long ``Idempotency-Key`` responses are kept (24 hours at
+    least); ``clock`` tells the time their age is measured by (for tests).
+    """
+    idempotency = Idempotency(
+        store, write_operations(), max_body_bytes=max_body_bytes, ttl=idempotency_ttl, clock=clock
+    )
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
         middleware=[
             RequestContext(),
             BodyLimit(max_bytes=max_body_bytes),
             Authentication(authenticators, required_roles()),
+            # After authentication: a key belongs to the caller's tenant.
+            idempotency,
         ],
     )
     # JSON is the only body this API reads; anything else is a 415.
@@ -45,7 +58,9 @@ def create_app(
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
     problems.install(app)
 
-    ctx = AppContext(store=store, openapi_json=encode(openapi_document()))
+    ctx = AppContext(
+        store=store, openapi_json=encode(openapi_document()), max_body_bytes=max_body_bytes
+    )
     built: dict[object, object] = {}
     for route in ROUTES:
         resource = built.get(route.resource)
@@ -85,4 +100,9 @@ def get_app(
                 "tenant": settings.tenant,
             },
         )
-    return create_app(store, authenticators, max_body_bytes=settings.max_body_bytes)
+    return create_app(
+        store,
+        authenticators,
+        max_body_bytes=settings.max_body_bytes,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+    )

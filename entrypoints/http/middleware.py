@@ -93,7 +93,9 @@ class Authentication:
 
     ``roles`` maps (URI template, method) to the role an operation needs, ``None`` for a
     public one. A method the table does not list on a known route (Falcon then answers 405
-    or OPTIONS) needs a reader: an unlisted operation is never public by accident.
+    or OPTIONS) needs a reader: an unlisted operation is never public by accident. The
+    exception is a route whose every operation is public (``/healthz``): there the 405 is
+    public too, as it runs no resource code and tells only what the public document says.
     """
 
     def __init__(
@@ -103,6 +105,12 @@ class Authentication:
     ) -> None:
         self._authenticators = tuple(authenticators)
         self._roles = dict(roles)
+        templates = {template for template, _ in self._roles}
+        self._public_routes = frozenset(
+            template
+            for template in templates
+            if all(role is None for (t, _), role in self._roles.items() if t == template)
+        )
 
     def process_resource(
         self,
@@ -113,7 +121,9 @@ class Authentication:
     ) -> None:
         if resource is None:
             return  # no route matched: Falcon answers 404 next
-        needed = self._roles.get((req.uri_template or "", req.method), Role.reader)
+        template = req.uri_template or ""
+        unlisted = None if template in self._public_routes else Role.reader
+        needed = self._roles.get((template, req.method), unlisted)
         if needed is None:
             return
         principal = self.authenticate(req.get_header("Authorization"))

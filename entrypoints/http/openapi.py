@@ -11,6 +11,9 @@ import msgspec
 
 from core.auth import Role
 from core.services import MAX_ID
+from entrypoints.http.bodies import PATCH_BODIES
+from entrypoints.http.idempotency import HEADER as IDEMPOTENCY_KEY
+from entrypoints.http.idempotency import KEY_PATTERN, REPLAYED
 from entrypoints.http.media import timestamp_fields
 from entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE, Problem
 from entrypoints.http.routes import Operation, Route, operations
@@ -29,7 +32,14 @@ Every request but `/healthz`, `/readyz` and `/openapi.json` needs `Authorization
 Lists are JSON arrays, paginated by `limit` and an opaque `cursor`; the next page, if any, is
 announced in a `Link: <...>; rel="next"` header. Errors are RFC 9457 problem details
 (`{MEDIA_PROBLEM}`) whose `type` starts with `{PROBLEM_BASE}`. Timestamps are RFC 3339 in
-UTC (`Z`); money is a decimal string such as `"12.50"`.
+UTC (`Z`); money is a decimal string such as `"12.50"`, in responses and in request bodies.
+
+Writes take `application/json` bodies; unknown fields are refused. A `PATCH` changes the
+fields it names (at least one; `null` is refused). Single resources carry a strong `ETag`:
+`If-None-Match` on a GET answers 304, `If-Match` on a PUT, PATCH or DELETE answers 412 when
+the resource has changed. Every POST, PUT, PATCH and DELETE takes an `{IDEMPOTENCY_KEY}`: a
+retry of the same request with the same key answers the first response again (with
+`{REPLAYED}: true`) and applies nothing twice.
 """
 
 
@@ -53,6 +63,10 @@ def _schemas(models: list[type]) -> dict[str, Any]:
             properties = components[model.__name__]["properties"]
             for name in timestamp_fields(model):
                 properties[name]["format"] = "date-time"
+    for body in PATCH_BODIES:
+        components[body.__name__]["minProperties"] = 1
+    if "Reason" in components:
+        components["Reason"]["description"] = "Why a quantity changed."
     return components
 
 
@@ -71,6 +85,10 @@ def _problem_response(description: str, **headers: str) -> dict[str, Any]:
     }
 
 
+def _header(description: str, **schema: Any) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string", **schema}}
+
+
 def _components(models: list[type]) -> dict[str, Any]:
     return {
         "schemas": _schemas(models),
@@ -82,37 +100,68 @@ def _components(models: list[type]) -> dict[str, Any]:
             }
         },
         "headers": {
-            "XRequestID": {
-                "description": "The request's id: the client's own if it sent a sane one "
-                "(`^[A-Za-z0-9._:-]{1,128}$`), else a fresh one.",
-                "schema": {"type": "string"},
-            },
-            "Link": {
-                "description": 'The next page, as `<path?...&cursor=...>; rel="next"`; '
-                "absent on the last page.",
-                "schema": {"type": "string"},
-            },
+            "XRequestID": _header(
+                "The request's id: the client's own if it sent a sane one "
+                "(`^[A-Za-z0-9._:-]{1,128}$`), else a fresh one."
+            ),
+            "Link": _header(
+                'The next page, as `<path?...&cursor=...>; rel="next"`; absent on the last page.'
+            ),
             "RetryAfter": {
                 "description": "Seconds to wait before retrying.",
                 "schema": {"type": "integer", "minimum": 0},
             },
-            "WWWAuthenticate": {
-                "description": "The scheme to authenticate with: `Bearer`.",
-                "schema": {"type": "string"},
-            },
+            "WWWAuthenticate": _header("The scheme to authenticate with: `Bearer`."),
+            "ETag": _header(
+                "The representation's strong entity tag, for `If-None-Match` and `If-Match`."
+            ),
+            "Location": _header("The path of the resource created.", format="uri-reference"),
+            "IdempotentReplayed": _header(
+                f"`true` when this is the response kept under the `{IDEMPOTENCY_KEY}`, sent "
+                "again; nothing was applied this time.",
+                enum=["true"],
+            ),
         },
         "parameters": {
             "XRequestID": {
                 "name": "X-Request-ID",
                 "in": "header",
                 "required": False,
-                "description": "An id for this request, echoed back and written to the logs.",
-                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-            }
+                "description": "An id for this request, echoed back and written to the logs. "
+                "A value that does not match `^[A-Za-z0-9._:-]{1,128}$` is not refused but "
+                "replaced by a fresh id, as it could carry anything into the logs.",
+                "schema": {"type": "string"},
+            },
+            "IdempotencyKey": {
+                "name": IDEMPOTENCY_KEY,
+                "in": "header",
+                "required": False,
+                "description": "A key of the client's choosing (a UUID), unique per request it "
+                "means. A retry with the same key and the same request answers the first "
+                "response again, applying nothing; with another request, 422. Kept at least "
+                "24 hours, per tenant.",
+                "schema": {"type": "string", "pattern": KEY_PATTERN},
+            },
+            "IfMatch": {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": "Apply only if the resource's current `ETag` is one of these "
+                "(or, for `*`, if it exists); else 412.",
+                "schema": {"type": "string"},
+            },
+            "IfNoneMatch": {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "description": "Answer 304, without a body, if the resource's current `ETag` "
+                "is one of these (or, for `*`, if it exists).",
+                "schema": {"type": "string"},
+            },
         },
         "responses": {
             "BadRequest": _problem_response(
-                "A malformed path or query parameter; `field` names it."
+                "A malformed path or query parameter, header or body; `field` names it."
             ),
             "Unauthorized": _problem_response(
                 "No credentials, or credentials that were not accepted.",
@@ -121,6 +170,20 @@ def _components(models: list[type]) -> dict[str, Any]:
             "Forbidden": _problem_response("The credentials' role may not do this."),
             "NotFound": _problem_response(
                 "No such resource for the caller's tenant (another tenant's is the same 404)."
+            ),
+            "Conflict": _problem_response(
+                "The request contradicts the current state (`conflict`, or `insufficient-stock` "
+                "with `items`), or a request with the same `Idempotency-Key` is still running "
+                "(with `Retry-After`).",
+                **{"Retry-After": "RetryAfter"},
+            ),
+            "PreconditionFailed": _problem_response(
+                "`If-Match` names no current version of the resource."
+            ),
+            "ContentTooLarge": _problem_response("The body is larger than the limit (1 MiB)."),
+            "UnsupportedMediaType": _problem_response("The body is not `application/json`."),
+            "IdempotencyKeyReused": _problem_response(
+                "The `Idempotency-Key` was used before for a different request."
             ),
             "ServiceUnavailable": _problem_response(
                 "Storage cannot answer now; retry later.", **{"Retry-After": "RetryAfter"}
@@ -131,8 +194,26 @@ def _components(models: list[type]) -> dict[str, Any]:
 
 
 def _body_schema(op: Operation) -> dict[str, Any]:
-    one = _ref(_SCHEMAS, op.response.__name__) if _is_model(op.response) else {"type": "object"}
-    return {"type": "array", "items": one} if op.many else one
+    response = op.response
+    assert response is not None
+    one = _ref(_SCHEMAS, response.__name__) if _is_model(response) else {"type": "object"}
+    return {"type": "array", "items": one} if op.many or op.batch else one
+
+
+def _success(op: Operation) -> dict[str, Any]:
+    headers = {"X-Request-ID": _ref(_HEADERS, "XRequestID")}
+    if op.many:
+        headers["Link"] = _ref(_HEADERS, "Link")
+    if op.status == 201:
+        headers["Location"] = _ref(_HEADERS, "Location")
+    if op.etag:
+        headers["ETag"] = _ref(_HEADERS, "ETag")
+    if op.writes:
+        headers[REPLAYED] = _ref(_HEADERS, "IdempotentReplayed")
+    ok: dict[str, Any] = {"description": op.summary, "headers": headers}
+    if op.response is not None:
+        ok["content"] = {"application/json": {"schema": _body_schema(op)}}
+    return ok
 
 
 def _operation(route: Route, op: Operation) -> dict[str, Any]:
@@ -156,19 +237,24 @@ def _operation(route: Route, op: Operation) -> dict[str, Any]:
         }
         for q in op.query_params()
     ]
+    if op.writes:
+        parameters.append(_ref(_PARAMETERS, "IdempotencyKey"))
+    if op.conditional:
+        parameters.append(_ref(_PARAMETERS, "IfMatch"))
+    if op.etag and op.method == "GET":
+        parameters.append(_ref(_PARAMETERS, "IfNoneMatch"))
     parameters.append(_ref(_PARAMETERS, "XRequestID"))
 
-    ok_headers = {"X-Request-ID": _ref(_HEADERS, "XRequestID")}
-    if op.many:
-        ok_headers["Link"] = _ref(_HEADERS, "Link")
-    responses: dict[str, Any] = {
-        "200": {
-            "description": op.summary,
-            "headers": ok_headers,
-            "content": {"application/json": {"schema": _body_schema(op)}},
+    responses: dict[str, Any] = {str(op.status): _success(op)}
+    if op.etag and op.method == "GET":
+        responses["304"] = {
+            "description": "The client's copy, named in `If-None-Match`, is current.",
+            "headers": {
+                "ETag": _ref(_HEADERS, "ETag"),
+                "X-Request-ID": _ref(_HEADERS, "XRequestID"),
+            },
         }
-    }
-    if len(parameters) > 1:
+    if route.path_params or op.query_params() or op.body is not None or op.writes:
         responses["400"] = _ref(_RESPONSES, "BadRequest")
     if op.role is not None:
         responses["401"] = _ref(_RESPONSES, "Unauthorized")
@@ -176,6 +262,15 @@ def _operation(route: Route, op: Operation) -> dict[str, Any]:
             responses["403"] = _ref(_RESPONSES, "Forbidden")
     if route.path_params:
         responses["404"] = _ref(_RESPONSES, "NotFound")
+    if op.writes:
+        responses["409"] = _ref(_RESPONSES, "Conflict")
+    if op.conditional:
+        responses["412"] = _ref(_RESPONSES, "PreconditionFailed")
+    if op.body is not None:
+        responses["413"] = _ref(_RESPONSES, "ContentTooLarge")
+        responses["415"] = _ref(_RESPONSES, "UnsupportedMediaType")
+    if op.writes:
+        responses["422"] = _ref(_RESPONSES, "IdempotencyKeyReused")
     if op.uses_storage:
         responses["503"] = _ref(_RESPONSES, "ServiceUnavailable")
     responses["default"] = _ref(_RESPONSES, "Problem")
@@ -185,12 +280,19 @@ def _operation(route: Route, op: Operation) -> dict[str, Any]:
         "summary": op.summary,
         "tags": [op.tag],
         "parameters": parameters,
-        "responses": responses,
     }
+    if op.body is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(_SCHEMAS, op.body.__name__)}},
+        }
+    doc["responses"] = responses
     if op.role is None:
         doc["security"] = []
     else:
         doc["description"] = f"Needs the `{op.role.name}` role or above."
+        if op.notes:
+            doc["description"] += " " + op.notes
     return doc
 
 
@@ -199,8 +301,9 @@ def _document() -> dict[str, Any]:
     models: list[type] = []
     paths: dict[str, dict[str, Any]] = {}
     for route, op in operations():
-        if _is_model(op.response) and op.response not in models:
-            models.append(op.response)
+        for model in (op.response, op.body):
+            if model is not None and _is_model(model) and model not in models:
+                models.append(model)
         paths.setdefault(route.template, {})[op.method.lower()] = _operation(route, op)
     models.append(Problem)
     return {

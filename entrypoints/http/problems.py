@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -13,9 +14,11 @@ from core.errors import (
     CommerceError,
     Conflict,
     Forbidden,
+    IdempotencyMismatch,
     InsufficientStock,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
     StorageUnavailable,
     Unauthorized,
 )
@@ -32,10 +35,24 @@ WWW_AUTHENTICATE = 'Bearer realm="commerce"'
 log = logging.getLogger("commerce.http")
 
 
+class Shortage(msgspec.Struct):
+    """An item an adjustment batch would take below zero."""
+
+    item_id: int
+    quantity: int
+    """What the store held before the batch."""
+    delta: int
+    """The batch's total change of this item."""
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     """An RFC 9457 problem details object, the body of every error response.
 
-    ``field`` names the query parameter, path parameter or body field a 400 is about.
+    ``field`` names the query parameter, header, path parameter or body field a 400 is about
+    (``adjustments[2].delta``). Extension members a client can act on: ``current_quantity``
+    (the level's quantity when a compare-and-set found another), ``items`` (the items an
+    adjustment batch would take below zero), ``store_ids`` (the stores that still hold an
+    item that cannot be deleted).
     """
 
     type: str
@@ -43,6 +60,9 @@ class Problem(msgspec.Struct, omit_defaults=True):
     status: int
     detail: str
     field: str | None = None
+    current_quantity: int | None = None
+    items: list[Shortage] | None = None
+    store_ids: list[int] | None = None
 
 
 CORE_ERRORS: dict[type[CommerceError], tuple[int, str]] = {
@@ -52,6 +72,8 @@ CORE_ERRORS: dict[type[CommerceError], tuple[int, str]] = {
     NotFound: (404, "not-found"),
     Conflict: (409, "conflict"),
     InsufficientStock: (409, "insufficient-stock"),
+    PreconditionFailed: (412, "precondition-failed"),
+    IdempotencyMismatch: (422, "idempotency-key-reused"),
     StorageUnavailable: (503, "storage-unavailable"),
 }
 """Core error class -> (status, slug). Lookup walks the MRO, so a subclass of ``Conflict``
@@ -81,10 +103,25 @@ def send_problem(
     title: str,
     detail: str,
     field: str | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
+    """Send a problem; ``extra`` adds extension members, never replacing the standard ones."""
     resp.status = status
     resp.content_type = MEDIA_PROBLEM
-    resp.data = encode(Problem(problem_type(slug), title, status, detail, field))
+    if not extra:
+        resp.data = encode(Problem(problem_type(slug), title, status, detail, field))
+        return
+    body: dict[str, object] = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    for name, value in extra.items():
+        body.setdefault(name, value)
+    resp.data = encode(body)
 
 
 def _request_fields(req: falcon.Request) -> dict[str, Any]:
@@ -112,7 +149,10 @@ def handle_core_error(
         return
     status, slug = mapped
     field = ex.field if isinstance(ex, InvalidInput) else None
-    send_problem(resp, status, slug, ex.title, ex.detail, field)
+    send_problem(resp, status, slug, ex.title, ex.detail, field, ex.extra)
+    retry_after: int | None = getattr(ex, "retry_after", None)
+    if retry_after is not None:
+        resp.set_header("Retry-After", str(retry_after))
     if isinstance(ex, Unauthorized):
         # RFC 6750: say that a token was presented and refused, not merely missing.
         presented = req.get_header("Authorization") is not None
@@ -121,7 +161,6 @@ def handle_core_error(
             WWW_AUTHENTICATE + (', error="invalid_token"' if presented else ""),
         )
     elif isinstance(ex, StorageUnavailable):
-        resp.set_header("Retry-After", str(ex.retry_after))
         log.warning(
             "storage unavailable: %s",
             ex.detail,

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.auth import Role
-from core.models import Chain, InventoryLevel, Item, Store
+from core.models import Chain, InventoryLevel, Item, LedgerEntry, Store
 from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from core.services import MAX_ITEMS_FILTER
-from entrypoints.http import resources
-from entrypoints.http.resources import AppContext, Status
+from core.services import MAX_ID, MAX_ITEMS_FILTER
+from entrypoints.http import bodies, resources
+from entrypoints.http.idempotency import WRITE_METHODS
+from entrypoints.http.resources import TIMESTAMP_PATTERN, AppContext, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,20 +25,53 @@ class QueryParam:
 
 LIMIT = QueryParam(
     "limit",
-    f"Page size, from 1 to {MAX_LIMIT}.",
-    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    f"Page size, from 1 to {MAX_LIMIT}; empty (`limit=`) means the default.",
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            {"type": "string", "maxLength": 0},
+        ],
+        "default": DEFAULT_LIMIT,
+    },
 )
 CURSOR = QueryParam(
     "cursor",
     "Opaque cursor of the next page; take it from the previous page's `Link` header.",
     {"type": "string"},
 )
+_ID = " *[1-9][0-9]{0,17} *"
 ITEMS = QueryParam(
     "items",
     f"Only these item ids, comma-separated (at most {MAX_ITEMS_FILTER}); "
     "items the store holds no level of are left out.",
-    {"type": "string", "pattern": r"^[0-9]+(,[0-9]+)*$", "examples": ["3,7,9"]},
+    {
+        "type": "string",
+        # Ids from 1 up, spaces allowed around them; at most 18 digits keeps every id the
+        # pattern admits below 2**63, so that what it admits the API accepts.
+        "pattern": rf"^{_ID}(,{_ID}){{0,{MAX_ITEMS_FILTER - 1}}}$",
+        "examples": ["3,7,9"],
+    },
 )
+
+
+def _timestamp(name: str, description: str) -> QueryParam:
+    return QueryParam(
+        name,
+        description + " RFC 3339, e.g. `2026-01-31T12:00:00Z`; leap seconds are refused.",
+        {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN},
+    )
+
+
+AS_OF = _timestamp(
+    "as_of", "The levels as they were at this moment, derived from the change ledger."
+)
+ITEM_ID = QueryParam(
+    "item_id",
+    "Only the changes of this item.",
+    {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID},
+)
+SINCE = _timestamp("since", "Only changes made at or after this moment.")
+UNTIL = _timestamp("until", "Only changes made before this moment; later than `since`.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +81,13 @@ class Operation:
     method: str
     operation_id: str
     summary: str
-    response: type
-    """The body's type; with ``many``, the type of each element of a paginated array."""
+    response: type | None
+    """The body's type; with ``many`` or ``batch``, of each element of the array; ``None`` for
+    no body (204)."""
     many: bool = False
+    """The body is a paginated array."""
+    batch: bool = False
+    """The body is an array, not paginated."""
     query: tuple[QueryParam, ...] = ()
     """Query parameters besides ``limit`` and ``cursor``, which every ``many`` operation has."""
     role: Role | None = Role.reader
@@ -57,9 +95,29 @@ class Operation:
     uses_storage: bool = True
     """Whether it can fail with 503 because storage is down."""
     tag: str = "inventory"
+    body: type | None = None
+    """The request body's type, a msgspec Struct; ``None`` for none."""
+    status: int = 200
+    etag: bool = False
+    """One resource's representation, sent with an ``ETag``; a GET honours ``If-None-Match``."""
+    notes: str = ""
+    """More for the document's description of the operation."""
 
     def query_params(self) -> tuple[QueryParam, ...]:
         return (LIMIT, CURSOR, *self.query) if self.many else self.query
+
+    @property
+    def writes(self) -> bool:
+        """Takes ``Idempotency-Key``."""
+        return self.method in WRITE_METHODS
+
+    @property
+    def conditional(self) -> bool:
+        """Takes ``If-Match``."""
+        return self.method in CONDITIONAL_METHODS
+
+
+CONDITIONAL_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,23 +138,88 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "/chain",
         resources.Chains,
-        (Operation("GET", "listChains", "All chains of the caller's tenant", Chain, many=True),),
+        (
+            Operation("GET", "listChains", "All chains of the caller's tenant", Chain, many=True),
+            Operation(
+                "POST",
+                "createChain",
+                "Create a chain",
+                Chain,
+                role=Role.admin,
+                body=bodies.ChainCreate,
+                status=201,
+                etag=True,
+            ),
+        ),
     ),
     Route(
         "/chain/{chain_id}",
         resources.Chains,
-        (Operation("GET", "getChain", "One chain", Chain),),
+        (
+            Operation("GET", "getChain", "One chain", Chain, etag=True),
+            Operation(
+                "PATCH",
+                "updateChain",
+                "Change some fields of a chain",
+                Chain,
+                role=Role.admin,
+                body=bodies.ChainUpdate,
+                etag=True,
+            ),
+            Operation(
+                "DELETE",
+                "deleteChain",
+                "Delete a chain that has no stores",
+                None,
+                role=Role.admin,
+                status=204,
+                notes="409 while the chain still has stores.",
+            ),
+        ),
         suffix="item",
     ),
     Route(
         "/chain/{chain_id}/stores",
         resources.ChainStores,
-        (Operation("GET", "listChainStores", "The stores of a chain", Store, many=True),),
+        (
+            Operation("GET", "listChainStores", "The stores of a chain", Store, many=True),
+            Operation(
+                "POST",
+                "createStore",
+                "Open a store in a chain",
+                Store,
+                role=Role.writer,
+                body=bodies.StoreCreate,
+                status=201,
+                etag=True,
+            ),
+        ),
     ),
     Route(
         "/stores/{store_id}",
         resources.Stores,
-        (Operation("GET", "getStore", "One store", Store),),
+        (
+            Operation("GET", "getStore", "One store", Store, etag=True),
+            Operation(
+                "PATCH",
+                "updateStore",
+                "Change some fields of a store",
+                Store,
+                role=Role.writer,
+                body=bodies.StoreUpdate,
+                etag=True,
+            ),
+            Operation(
+                "DELETE",
+                "deleteStore",
+                "Delete a store that holds no stock",
+                None,
+                role=Role.admin,
+                status=204,
+                notes="409 while any level at the store is above zero. Its zero levels go "
+                "with it; its change history stays.",
+            ),
+        ),
         suffix="item",
     ),
     Route(
@@ -106,22 +229,111 @@ ROUTES: tuple[Route, ...] = (
             Operation(
                 "GET",
                 "listStoreInventory",
-                "The store's inventory levels, optionally only of some items",
+                "The store's inventory levels, optionally only of some items, now or then",
                 InventoryLevel,
                 many=True,
-                query=(ITEMS,),
+                query=(ITEMS, AS_OF),
+            ),
+        ),
+    ),
+    Route(
+        "/stores/{store_id}/inventory/adjustments",
+        resources.Adjustments,
+        (
+            Operation(
+                "POST",
+                "adjustInventory",
+                "Apply a batch of adjustments, all or none",
+                InventoryLevel,
+                batch=True,
+                role=Role.writer,
+                body=bodies.AdjustmentBatch,
+                notes="Each adjustment is one entry of the change history. If any would take "
+                "a level below zero, nothing changes and the 409 (`insufficient-stock`) "
+                "lists every item short in `items`. Answers the resulting levels of the "
+                "items named, ordered by `item_id`.",
+            ),
+        ),
+    ),
+    Route(
+        "/stores/{store_id}/inventory/changes",
+        resources.Changes,
+        (
+            Operation(
+                "GET",
+                "listInventoryChanges",
+                "The store's change history: delta, quantity after, reason, who, when",
+                LedgerEntry,
+                many=True,
+                query=(ITEM_ID, SINCE, UNTIL),
+            ),
+        ),
+    ),
+    Route(
+        "/stores/{store_id}/inventory/{item_id}",
+        resources.StoreLevel,
+        (
+            Operation(
+                "GET", "getLevel", "One item's level at one store", InventoryLevel, etag=True
+            ),
+            Operation(
+                "PUT",
+                "setLevel",
+                "Set one item's level, as a count does",
+                InventoryLevel,
+                role=Role.writer,
+                body=bodies.QuantitySet,
+                etag=True,
+                notes="Creates the level if the store holds none. The change history records "
+                "the difference it made (reason `count`). With `expected_quantity`, or "
+                "`If-Match`, only if the level still holds that: else 409 with "
+                "`current_quantity` (412 for `If-Match`).",
             ),
         ),
     ),
     Route(
         "/items",
         resources.Items,
-        (Operation("GET", "listItems", "The item catalogue", Item, many=True),),
+        (
+            Operation("GET", "listItems", "The item catalogue", Item, many=True),
+            Operation(
+                "POST",
+                "createItem",
+                "Add an item to the catalogue",
+                Item,
+                role=Role.writer,
+                body=bodies.ItemCreate,
+                status=201,
+                etag=True,
+                notes="409 if the tenant has an item with that `sku` already.",
+            ),
+        ),
     ),
     Route(
         "/items/{item_id}",
         resources.Items,
-        (Operation("GET", "getItem", "One item", Item),),
+        (
+            Operation("GET", "getItem", "One item", Item, etag=True),
+            Operation(
+                "PATCH",
+                "updateItem",
+                "Change some fields of an item",
+                Item,
+                role=Role.writer,
+                body=bodies.ItemUpdate,
+                etag=True,
+                notes="409 if the new `sku` is another item's.",
+            ),
+            Operation(
+                "DELETE",
+                "deleteItem",
+                "Delete an item no store holds",
+                None,
+                role=Role.admin,
+                status=204,
+                notes="409 while any store holds some. Its zero levels go with it.",
+            ),
+        ),
         suffix="item",
     ),
     Route(
@@ -188,6 +400,11 @@ def operations() -> Iterator[tuple[Route, Operation]]:
     for route in ROUTES:
         for op in route.operations:
             yield route, op
+
+
+def write_operations() -> set[tuple[str, str]]:
+    """(URI template, method) of every operation that takes ``Idempotency-Key``."""
+    return {(route.template, op.method) for route, op in operations() if op.writes}
 
 
 def required_roles() -> dict[tuple[str, str], Role | None]:

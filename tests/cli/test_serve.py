@@ -53,9 +53,9 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, *args: str) -> Iterator[Server]:
+def serving(tmp_path: Path, *args: str, database: str = "memory://") -> Iterator[Server]:
     """Start ``serve --demo --port 0``, wait for the line that names its port, stop it after."""
-    env = {**os.environ, "COMMERCE_DATABASE_URL": "memory://", "COMMERCE_AUTH": "none"}
+    env = {**os.environ, "COMMERCE_DATABASE_URL": database, "COMMERCE_AUTH": "none"}
     env.pop("COMMERCE_TENANT", None)
     stderr_path = tmp_path / "serve.stderr"
     with stderr_path.open("w", encoding="utf-8") as stderr:

@@ -22,12 +22,16 @@ ACME = "acme"
 GLOBEX = "globex"
 READER_TOKEN = "acme-reader"
 WRITER_TOKEN = "acme-writer"
+ADMIN_TOKEN = "acme-admin"
 GLOBEX_TOKEN = "globex-reader"
+GLOBEX_ADMIN_TOKEN = "globex-admin"
 
 PRINCIPALS = {
     READER_TOKEN: Principal(ACME, "alice", Role.reader),
     WRITER_TOKEN: Principal(ACME, "walter", Role.writer),
+    ADMIN_TOKEN: Principal(ACME, "ada", Role.admin),
     GLOBEX_TOKEN: Principal(GLOBEX, "gina", Role.reader),
+    GLOBEX_ADMIN_TOKEN: Principal(GLOBEX, "gordon", Role.admin),
 }
 
 App = falcon.App[falcon.Request, falcon.Response]
@@ -94,14 +98,14 @@ def seed_store(store: MemoryStore) -> Seed:
         seed.items.append(store.create_item(ACME, NewItem(f"SKU-{n}", f"Item {n}", Decimal(cost))))
     first = seed.stores[0]
     for n, item in enumerate(seed.items, start=1):
-        seed.levels.append(store.set_quantity(ACME, first.id, item.id, n * 10))
+        seed.levels.append(store.set_quantity(ACME, first.id, item.id, n * 10, actor="test"))
     for other in seed.stores[1:]:
-        seed.levels.append(store.set_quantity(ACME, other.id, seed.items[0].id, 7))
+        seed.levels.append(store.set_quantity(ACME, other.id, seed.items[0].id, 7, actor="test"))
 
     seed.globex_chain = store.create_chain(GLOBEX, NewChain("Globex Mart"))
     seed.globex_store = store.create_store(GLOBEX, NewStore(seed.globex_chain.id, "Globex One"))
     seed.globex_item = store.create_item(GLOBEX, NewItem("G-1", "Gadget", Decimal("1.00")))
-    store.set_quantity(GLOBEX, seed.globex_store.id, seed.globex_item.id, 3)
+    store.set_quantity(GLOBEX, seed.globex_store.id, seed.globex_item.id, 3, actor="test")
     return seed
 
 
@@ -156,3 +160,15 @@ def client(app: App) -> falcon.testing.TestClient:
 @pytest.fixture
 def anonymous(app: App) -> falcon.testing.TestClient:
     return client_for(app, token=None)
+
+
+@pytest.fixture
+def writer(app: App) -> falcon.testing.TestClient:
+    """Acts as a writer of ACME: items, stores and inventory, but no chains, no deletes."""
+    return client_for(app, WRITER_TOKEN)
+
+
+@pytest.fixture
+def admin(app: App) -> falcon.testing.TestClient:
+    """Acts as an admin of ACME: may do everything."""
+    return client_for(app, ADMIN_TOKEN)

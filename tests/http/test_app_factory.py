@@ -57,3 +57,11 @@ def test_the_storage_url_is_never_logged_in_full(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.DEBUG), pytest.raises(Misconfigured):
         get_app(Settings(database_url="nosuch://user:hunter2@host/db"), pm=get_plugin_manager())
     assert all("hunter2" not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("raw", "hours"), [(None, 24), ("72", 72), ("1", 24)])
+def test_the_idempotency_ttl_comes_from_the_environment_and_is_at_least_a_day(
+    raw: str | None, hours: int
+) -> None:
+    env = {} if raw is None else {"COMMERCE_IDEMPOTENCY_TTL_HOURS": raw}
+    assert Settings.from_env(env).idempotency_ttl_hours == hours

@@ -95,6 +95,15 @@ def test_a_wrong_method_without_credentials_is_a_401_not_a_405(
     _assert_401(anonymous.simulate_delete("/chain"))
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
+def test_a_wrong_method_on_a_public_route_is_a_405_without_credentials(
+    anonymous: falcon.testing.TestClient, path: str
+) -> None:
+    result = anonymous.simulate_request("TRACE", path)
+    assert result.status_code == 405
+    assert "GET" in [m.strip() for m in result.headers["Allow"].split(",")]
+
+
 class Fixed:
     """Answers every request, with or without a token, as one principal."""
 

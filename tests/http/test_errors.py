@@ -235,10 +235,12 @@ def test_another_tenants_resource_is_a_404_identical_to_a_missing_one(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("DELETE", "/chain", "GET"),
-        ("POST", "/chain", "GET"),
-        ("PUT", "/chain/1", "GET"),
-        ("PATCH", "/items/1", "GET"),
+        ("DELETE", "/chain", "POST"),
+        ("PUT", "/chain", "GET"),
+        ("PUT", "/chain/1", "PATCH"),
+        ("POST", "/items/1", "DELETE"),
+        ("GET", "/stores/1/inventory/adjustments", "POST"),
+        ("POST", "/stores/1/inventory/changes", "GET"),
         ("POST", "/healthz", "GET"),
     ],
 )
@@ -253,9 +255,9 @@ def test_a_wrong_method_is_a_405_problem_with_allow(
 def test_a_body_over_the_limit_is_a_413_problem(seed: Seed) -> None:
     app = create_app(seed.store, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=10)
     client = client_for(app)
-    assert_problem(client.simulate_post("/chain", body=b"x" * 11), 413, "content-too-large")
-    # At the limit the body is let through, to the 405 this route answers to POST.
-    assert client.simulate_post("/chain", body=b"x" * 10).status_code == 405
+    assert_problem(client.simulate_put("/chain/1", body=b"x" * 11), 413, "content-too-large")
+    # At the limit the body is let through, to the 405 this route answers to PUT.
+    assert client.simulate_put("/chain/1", body=b"x" * 10).status_code == 405
 
 
 def test_a_body_over_the_limit_is_refused_before_authentication(seed: Seed) -> None:

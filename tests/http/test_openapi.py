@@ -11,7 +11,9 @@ import falcon.testing
 import pytest
 from openapi_spec_validator import validate
 
-from core.models import Chain, InventoryLevel, Item, Store
+from core.models import Chain, InventoryLevel, Item, Reason, Store
+from core.validation import MAX_ADJUSTMENTS, MAX_QUANTITY, NAME_MAX
+from entrypoints.http.bodies import COST_PATTERN
 from entrypoints.http.openapi import openapi_document
 from entrypoints.http.routes import ROUTES
 from tests.http.conftest import App
@@ -115,9 +117,48 @@ def test_each_operation_lists_the_errors_it_can_answer_with() -> None:
     assert _codes(ops[("/chain", "GET")]) == {"200", "400", "401", "503", "default"}
     assert _codes(ops[("/chain/{chain_id}", "GET")]) == {
         "200",
+        "304",
         "400",
         "401",
         "404",
+        "503",
+        "default",
+    }
+    assert _codes(ops[("/chain", "POST")]) == {
+        "201",
+        "400",
+        "401",
+        "403",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+        "default",
+    }
+    assert _codes(ops[("/items/{item_id}", "PATCH")]) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "413",
+        "415",
+        "422",
+        "503",
+        "default",
+    }
+    assert _codes(ops[("/stores/{store_id}", "DELETE")]) == {
+        "204",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "422",
         "503",
         "default",
     }
@@ -157,3 +198,104 @@ def test_every_route_in_the_table_has_its_responders() -> None:
 def test_callers_cannot_change_the_document_for_others() -> None:
     openapi_document()["paths"].clear()
     assert openapi_document()["paths"]
+
+
+# -- writes ----------------------------------------------------------------------------------------
+
+WRITE_ROUTES = {
+    ("/chain", "POST"),
+    ("/chain/{chain_id}", "PATCH"),
+    ("/chain/{chain_id}", "DELETE"),
+    ("/chain/{chain_id}/stores", "POST"),
+    ("/stores/{store_id}", "PATCH"),
+    ("/stores/{store_id}", "DELETE"),
+    ("/items", "POST"),
+    ("/items/{item_id}", "PATCH"),
+    ("/items/{item_id}", "DELETE"),
+    ("/stores/{store_id}/inventory/{item_id}", "PUT"),
+    ("/stores/{store_id}/inventory/adjustments", "POST"),
+}
+
+
+def _param_names(doc: dict[str, Any], op: dict[str, Any]) -> list[str]:
+    names = []
+    for param in op["parameters"]:
+        if "$ref" in param:
+            param = doc["components"]["parameters"][param["$ref"].rsplit("/", 1)[1]]
+        names.append(param["name"])
+    return names
+
+
+def test_the_document_has_the_api_md_write_routes() -> None:
+    ops = _operations(openapi_document())
+    assert set(ops) >= WRITE_ROUTES | {
+        ("/stores/{store_id}/inventory/{item_id}", "GET"),
+        ("/stores/{store_id}/inventory/changes", "GET"),
+    }
+    names = _param_names(openapi_document(), ops[("/stores/{store_id}/inventory", "GET")])
+    assert "as_of" in names
+
+
+def test_every_write_has_a_closed_json_body_schema_except_deletes() -> None:
+    doc = openapi_document()
+    schemas = doc["components"]["schemas"]
+    for key in WRITE_ROUTES:
+        op = _operations(doc)[key]
+        if key[1] == "DELETE":
+            assert "requestBody" not in op
+            assert "content" not in op["responses"]["204"]
+            continue
+        body = op["requestBody"]
+        assert body["required"] is True
+        ref = body["content"]["application/json"]["schema"]["$ref"]
+        assert schemas[ref.rsplit("/", 1)[1]]["additionalProperties"] is False, key
+
+
+def test_every_write_takes_an_idempotency_key_and_conditional_ones_if_match() -> None:
+    doc = openapi_document()
+    for key in WRITE_ROUTES:
+        op = _operations(doc)[key]
+        names = _param_names(doc, op)
+        assert "Idempotency-Key" in names, key
+        assert ("If-Match" in names) == (key[1] in {"PUT", "PATCH", "DELETE"}), key
+        assert {"409", "422"} <= set(op["responses"]), key
+
+
+def test_single_resources_take_if_none_match_and_may_answer_304() -> None:
+    doc = openapi_document()
+    for path in ("/chain/{chain_id}", "/stores/{store_id}", "/items/{item_id}",
+                 "/stores/{store_id}/inventory/{item_id}"):  # fmt: skip
+        op = _operations(doc)[(path, "GET")]
+        assert "If-None-Match" in _param_names(doc, op)
+        assert "ETag" in op["responses"]["200"]["headers"]
+        assert "ETag" in op["responses"]["304"]["headers"]
+
+
+def test_creates_answer_201_with_location_and_etag() -> None:
+    ops = _operations(openapi_document())
+    for key in [k for k in WRITE_ROUTES if k[1] == "POST" and "adjustments" not in k[0]]:
+        headers = ops[key]["responses"]["201"]["headers"]
+        assert {"Location", "ETag", "Idempotent-Replayed"} <= set(headers), key
+
+
+def test_body_schemas_state_the_domain_limits() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    item = schemas["ItemCreate"]["properties"]
+    assert item["name"]["maxLength"] == NAME_MAX
+    assert item["cost"]["type"] == "string"
+    assert item["cost"]["pattern"] == COST_PATTERN
+    line = schemas["AdjustmentLine"]["properties"]
+    assert line["delta"]["not"] == {"const": 0}
+    assert line["delta"]["maximum"] == MAX_QUANTITY
+    assert line["reason"] == {"$ref": "#/components/schemas/Reason"}
+    assert set(schemas["Reason"]["enum"]) == {r.value for r in Reason}
+    assert schemas["AdjustmentBatch"]["properties"]["adjustments"]["maxItems"] == MAX_ADJUSTMENTS
+    assert schemas["QuantitySet"]["properties"]["quantity"]["minimum"] == 0
+    for patch in ("ChainUpdate", "StoreUpdate", "ItemUpdate"):
+        assert schemas[patch]["minProperties"] == 1
+        assert schemas[patch]["required"] == []
+
+
+def test_the_problem_schema_documents_its_extension_members() -> None:
+    problem = openapi_document()["components"]["schemas"]["Problem"]["properties"]
+    assert {"current_quantity", "items", "store_ids"} <= set(problem)

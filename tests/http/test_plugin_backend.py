@@ -31,7 +31,7 @@ class TestStore(MemoryStore):
         chain = self.create_chain(DEFAULT_TENANT, NewChain("Served by teststore"))
         store = self.create_store(DEFAULT_TENANT, NewStore(chain.id, "Plugin Store"))
         item = self.create_item(DEFAULT_TENANT, NewItem("PLUG-1", "Plug", Decimal("2.50")))
-        self.set_quantity(DEFAULT_TENANT, store.id, item.id, 42)
+        self.set_quantity(DEFAULT_TENANT, store.id, item.id, 42, actor="test")
 
 
 class TestStoragePlugin:

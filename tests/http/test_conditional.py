@@ -1,0 +1,172 @@
+"""ETags on single resources, 304 for If-None-Match, 412 for an If-Match that no longer holds."""
+
+from __future__ import annotations
+
+import falcon.testing
+import pytest
+
+from entrypoints.http.conditional import etag_of
+from tests.http.conftest import Seed
+from tests.http.test_errors import assert_problem
+
+pytestmark = pytest.mark.http
+
+Client = falcon.testing.TestClient
+
+
+def single_urls(seed: Seed) -> list[str]:
+    return [
+        f"/chain/{seed.chains[0].id}",
+        f"/stores/{seed.stores[0].id}",
+        f"/items/{seed.items[0].id}",
+        f"/stores/{seed.stores[0].id}/inventory/{seed.items[0].id}",
+    ]
+
+
+def test_single_resources_carry_a_strong_etag_of_their_body(client: Client, seed: Seed) -> None:
+    for url in single_urls(seed):
+        result = client.simulate_get(url)
+        etag = result.headers["ETag"]
+        assert etag == etag_of(result.content), url
+        assert etag.startswith('"'), url
+        assert client.simulate_get(url).headers["ETag"] == etag, "stable between reads"
+
+
+def test_lists_carry_no_etag(client: Client, seed: Seed) -> None:
+    assert "ETag" not in client.simulate_get("/chain").headers
+
+
+def test_if_none_match_with_the_current_etag_is_a_304_without_a_body(
+    client: Client, seed: Seed
+) -> None:
+    for url in single_urls(seed):
+        etag = client.simulate_get(url).headers["ETag"]
+        result = client.simulate_get(url, headers={"If-None-Match": etag})
+        assert result.status_code == 304, url
+        assert result.content == b""
+        assert result.headers["ETag"] == etag
+
+
+@pytest.mark.parametrize("header", ['"other", {etag}', "W/{etag}", "*"])
+def test_if_none_match_takes_lists_weak_tags_and_a_star(
+    client: Client, seed: Seed, header: str
+) -> None:
+    url = f"/items/{seed.items[0].id}"
+    etag = client.simulate_get(url).headers["ETag"]
+    result = client.simulate_get(url, headers={"If-None-Match": header.format(etag=etag)})
+    assert result.status_code == 304
+
+
+def test_if_none_match_with_an_old_etag_answers_the_new_body(
+    client: Client, writer: Client, seed: Seed
+) -> None:
+    url = f"/items/{seed.items[0].id}"
+    old = client.simulate_get(url).headers["ETag"]
+    writer.simulate_patch(url, json={"name": "Renamed"})
+    result = client.simulate_get(url, headers={"If-None-Match": old})
+    assert result.status_code == 200
+    assert result.json["name"] == "Renamed"
+    assert result.headers["ETag"] != old
+
+
+def test_a_write_answers_the_etag_a_later_get_sends(writer: Client, seed: Seed) -> None:
+    url = f"/stores/{seed.stores[0].id}"
+    changed = writer.simulate_patch(url, json={"city": "Quincy"})
+    assert writer.simulate_get(url).headers["ETag"] == changed.headers["ETag"]
+
+
+def test_if_match_with_the_current_etag_lets_a_patch_through(writer: Client, seed: Seed) -> None:
+    url = f"/items/{seed.items[0].id}"
+    etag = writer.simulate_get(url).headers["ETag"]
+    result = writer.simulate_patch(url, json={"name": "Mine"}, headers={"If-Match": etag})
+    assert result.status_code == 200, result.text
+
+
+@pytest.mark.parametrize("kind", ["chain", "store", "item"])
+def test_if_match_with_a_stale_etag_is_a_412_and_changes_nothing(
+    admin: Client, seed: Seed, kind: str
+) -> None:
+    url = {
+        "chain": f"/chain/{seed.chains[0].id}",
+        "store": f"/stores/{seed.stores[0].id}",
+        "item": f"/items/{seed.items[0].id}",
+    }[kind]
+    stale = admin.simulate_get(url).headers["ETag"]
+    admin.simulate_patch(url, json={"name": "First"})
+    result = admin.simulate_patch(url, json={"name": "Second"}, headers={"If-Match": stale})
+    assert_problem(result, 412, "precondition-failed")
+    assert admin.simulate_get(url).json["name"] == "First"
+
+
+def test_if_match_on_delete_with_a_stale_etag_is_a_412_and_deletes_nothing(
+    admin: Client, seed: Seed
+) -> None:
+    url = f"/chain/{seed.chains[2].id}"
+    stale = admin.simulate_get(url).headers["ETag"]
+    admin.simulate_patch(url, json={"phone": "+1 555 0000"})
+    assert_problem(
+        admin.simulate_delete(url, headers={"If-Match": stale}), 412, "precondition-failed"
+    )
+    assert admin.simulate_get(url).status_code == 200
+    fresh = admin.simulate_get(url).headers["ETag"]
+    assert admin.simulate_delete(url, headers={"If-Match": fresh}).status_code == 204
+
+
+@pytest.mark.parametrize("header", ["W/{etag}", '"nope"', "{etag}x"])
+def test_if_match_compares_strongly_and_exactly(writer: Client, seed: Seed, header: str) -> None:
+    url = f"/items/{seed.items[0].id}"
+    etag = writer.simulate_get(url).headers["ETag"]
+    result = writer.simulate_patch(
+        url, json={"name": "X"}, headers={"If-Match": header.format(etag=etag)}
+    )
+    assert_problem(result, 412, "precondition-failed")
+
+
+def test_if_match_star_lets_a_write_to_an_existing_resource_through(
+    writer: Client, seed: Seed
+) -> None:
+    result = writer.simulate_patch(
+        f"/items/{seed.items[0].id}", json={"name": "X"}, headers={"If-Match": "*"}
+    )
+    assert result.status_code == 200
+
+
+def test_if_match_on_a_resource_that_does_not_exist_is_still_a_404(writer: Client) -> None:
+    result = writer.simulate_patch("/items/999", json={"name": "X"}, headers={"If-Match": "*"})
+    assert_problem(result, 404, "not-found")
+
+
+def test_a_put_with_if_match_sets_the_level_only_if_it_is_unchanged(
+    writer: Client, seed: Seed
+) -> None:
+    url = f"/stores/{seed.stores[0].id}/inventory/{seed.items[0].id}"
+    etag = writer.simulate_get(url).headers["ETag"]
+    first = writer.simulate_put(url, json={"quantity": 3}, headers={"If-Match": etag})
+    assert first.status_code == 200
+    second = writer.simulate_put(url, json={"quantity": 4}, headers={"If-Match": etag})
+    assert_problem(second, 412, "precondition-failed")
+    assert writer.simulate_get(url).json["quantity"] == 3
+
+
+def test_if_match_star_on_a_level_the_store_does_not_hold_is_a_412(
+    writer: Client, seed: Seed
+) -> None:
+    url = f"/stores/{seed.stores[1].id}/inventory/{seed.items[3].id}"
+    result = writer.simulate_put(url, json={"quantity": 1}, headers={"If-Match": "*"})
+    assert_problem(result, 412, "precondition-failed")
+    assert_problem(writer.simulate_get(url), 404, "not-found")
+
+
+def test_if_match_on_a_level_of_an_unknown_item_is_a_404(writer: Client, seed: Seed) -> None:
+    url = f"/stores/{seed.stores[1].id}/inventory/999"
+    result = writer.simulate_put(url, json={"quantity": 1}, headers={"If-Match": "*"})
+    assert_problem(result, 404, "not-found")
+
+
+def test_an_expected_quantity_in_the_body_wins_over_if_match(writer: Client, seed: Seed) -> None:
+    url = f"/stores/{seed.stores[0].id}/inventory/{seed.items[0].id}"
+    etag = writer.simulate_get(url).headers["ETag"]
+    result = writer.simulate_put(
+        url, json={"quantity": 5, "expected_quantity": 9}, headers={"If-Match": etag}
+    )
+    assert assert_problem(result, 409, "conflict")["current_quantity"] == 10
