@@ -6,7 +6,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from core.auth import Principal
+from core.apikeys import ApiKey
+from core.auth import Principal, Role
 from core.models import (
     Adjustment,
     Chain,
@@ -249,6 +250,32 @@ class CommerceStore(Protocol):
 
     def purge_idempotency_keys(self, older_than: datetime) -> int:
         """Forget keys claimed before ``older_than``; returns how many went."""
+        ...
+
+    # -- API keys --------------------------------------------------------------------
+    def create_api_key(self, tenant: str, role: Role, prefix: str, secret_hash: str) -> ApiKey:
+        """Keep a new key; only the digest of its secret is given, and never returned.
+
+        ``NotFound`` if the tenant does not exist; ``Conflict`` if the prefix is taken.
+        """
+        ...
+
+    def list_api_keys(self, tenant: str) -> Sequence[ApiKey]:
+        """The tenant's keys, revoked ones too, ordered by ``id``."""
+        ...
+
+    def revoke_api_key(self, key_id: int) -> ApiKey:
+        """Revoke a key for good; ``NotFound`` if there is none. Revoking twice keeps the
+        first ``revoked_at``."""
+        ...
+
+    def find_api_key(self, prefix: str) -> tuple[ApiKey, str] | None:
+        """The key with ``prefix`` and its stored secret digest, revoked or not, for an
+        authenticator to verify; ``None`` if no key has that prefix."""
+        ...
+
+    def touch_api_key(self, key_id: int, at: datetime) -> None:
+        """Record a use at ``at``; ``last_used_at`` never moves back. Unknown ids are ignored."""
         ...
 
 

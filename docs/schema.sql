@@ -1,4 +1,4 @@
--- The commerce schema for cockroachdb, at revision 0002.
+-- The commerce schema for cockroachdb, at revision 0003.
 -- Generated from the migrations by `commerce db upgrade --sql`; do not edit.
 -- Running it by hand leaves the database where `commerce db upgrade` would.
 CREATE TABLE alembic_version (
@@ -116,4 +116,25 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS ix_idempotency_keys_claimed_at ON idempotency_keys (claimed_at);
 
 UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
+-- Running upgrade 0002 -> 0003
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    id BIGINT NOT NULL, 
+    tenant_id VARCHAR(63) NOT NULL, 
+    prefix VARCHAR(16) NOT NULL, 
+    secret_hash VARCHAR(64) NOT NULL, 
+    "role" VARCHAR(16) NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL, 
+    revoked_at TIMESTAMP WITH TIME ZONE, 
+    last_used_at TIMESTAMP WITH TIME ZONE, 
+    CONSTRAINT pk_api_keys PRIMARY KEY (id), 
+    CONSTRAINT fk_api_keys_tenant_id_tenants FOREIGN KEY(tenant_id) REFERENCES tenants (id), 
+    CONSTRAINT uq_api_keys_prefix UNIQUE (prefix), 
+    CONSTRAINT ck_api_keys_role_known CHECK ("role" IN ('reader', 'writer', 'admin'))
+);
+
+CREATE INDEX IF NOT EXISTS ix_api_keys_tenant_id_id ON api_keys (tenant_id, id);
+
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
 

@@ -35,6 +35,7 @@ def make_authenticators(
     pm: pluggy.PluginManager, settings: Settings, store: CommerceStore
 ) -> Sequence[Authenticator]:
     """One authenticator per name in ``settings.auth``, in order; ``Misconfigured`` if unknown."""
+    check_no_auth_allowed(settings)
     built: list[Authenticator] = []
     for name in settings.auth:
         auth: Authenticator | None = pm.hook.commerce_make_authenticator(
@@ -47,3 +48,20 @@ def make_authenticators(
             )
         built.append(auth)
     return built
+
+
+def check_no_auth_allowed(settings: Settings) -> None:
+    """``Misconfigured`` if ``none`` is named outside ``memory://`` and ``serve --demo``.
+
+    ``none`` makes every caller an admin; with data that outlives the process that would be
+    an open door, so it is refused at start rather than merely warned about.
+    """
+    if "none" not in settings.auth or settings.demo:
+        return
+    if settings.database_url.split(":", 1)[0] == "memory":
+        return
+    raise Misconfigured(
+        "COMMERCE_AUTH=none lets every request act as admin, so it is allowed only "
+        "with COMMERCE_DATABASE_URL=memory:// or `commerce serve --demo`; set COMMERCE_AUTH to "
+        "apikeys or jwt (see docs/security.md)"
+    )

@@ -15,6 +15,8 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "memory": "adapters.storage.memory",
     "sql": "adapters.storage.sql",
     "auth-none": "adapters.auth.none",
+    "auth-apikeys": "adapters.auth.apikeys",
+    "auth-jwt": "adapters.auth.jwt",
 }
 """Entry-point name -> module of every built-in plugin, as ``pyproject.toml`` lists them.
 

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from sortedcontainers import SortedDict
 
+from core.apikeys import ApiKey
+from core.auth import Role
 from core.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -80,7 +82,9 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], datetime] = _utcnow) -> None:
         self._clock = clock
         self._lock = threading.RLock()
-        self._ids = {kind: itertools.count(1) for kind in ("chain", "store", "item", "change")}
+        self._ids = {
+            kind: itertools.count(1) for kind in ("chain", "store", "item", "change", "api_key")
+        }
         self._tenants: dict[str, Tenant] = {}
         self._chains: dict[str, SortedDict] = {}  # tenant -> chain id -> Chain
         self._chain_tenant: dict[int, str] = {}
@@ -92,6 +96,8 @@ class MemoryStore:
         self._item_levels: dict[int, SortedDict] = {}  # item id -> store id -> level
         self._ledger: dict[int, list[LedgerEntry]] = {}  # store id -> entries in id order
         self._claims: dict[tuple[str, str], _Claim] = {}  # (tenant, key) -> claim
+        self._api_keys: dict[int, tuple[ApiKey, str]] = {}  # key id -> (key, secret digest)
+        self._api_key_prefixes: dict[str, int] = {}  # prefix -> key id
 
     # -- lifecycle -------------------------------------------------------------------
     def check(self) -> None:
@@ -517,6 +523,57 @@ class MemoryStore:
             for k in old:
                 del self._claims[k]
             return len(old)
+
+    # -- API keys --------------------------------------------------------------------
+    def create_api_key(self, tenant: str, role: Role, prefix: str, secret_hash: str) -> ApiKey:
+        with self._lock:
+            if tenant not in self._tenants:
+                raise NotFound("tenant", tenant)
+            if prefix in self._api_key_prefixes:
+                raise Conflict("an API key with this prefix already exists")
+            key = ApiKey(
+                id=next(self._ids["api_key"]),
+                tenant=tenant,
+                prefix=prefix,
+                role=role,
+                created_at=self._clock(),
+            )
+            self._api_keys[key.id] = (key, secret_hash)
+            self._api_key_prefixes[prefix] = key.id
+            return key
+
+    def list_api_keys(self, tenant: str) -> Sequence[ApiKey]:
+        with self._lock:
+            return [
+                key
+                for key, _ in sorted(self._api_keys.values(), key=lambda kh: kh[0].id)
+                if key.tenant == tenant
+            ]
+
+    def revoke_api_key(self, key_id: int) -> ApiKey:
+        with self._lock:
+            found = self._api_keys.get(key_id)
+            if found is None:
+                raise NotFound("API key", key_id)
+            key, secret_hash = found
+            if key.revoked_at is None:
+                key = dataclasses.replace(key, revoked_at=self._clock())
+                self._api_keys[key_id] = (key, secret_hash)
+            return key
+
+    def find_api_key(self, prefix: str) -> tuple[ApiKey, str] | None:
+        with self._lock:
+            key_id = self._api_key_prefixes.get(prefix)
+            return None if key_id is None else self._api_keys[key_id]
+
+    def touch_api_key(self, key_id: int, at: datetime) -> None:
+        with self._lock:
+            found = self._api_keys.get(key_id)
+            if found is None:
+                return
+            key, secret_hash = found
+            if key.last_used_at is None or key.last_used_at < at:
+                self._api_keys[key_id] = (dataclasses.replace(key, last_used_at=at), secret_hash)
 
     # -- helpers (called with the lock held) --------------------------------------------
     def _later(self, previous: datetime) -> datetime:

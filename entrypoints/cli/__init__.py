@@ -17,9 +17,9 @@ EXIT_ERROR = 2
 
 def _command_modules() -> list[ModuleType]:
     """Each module adds its verb with ``register(subparsers)``; the parser calls ``run``."""
-    from entrypoints.cli import db, info, seed, serve
+    from entrypoints.cli import db, info, keys, seed, serve, tenants
 
-    return [serve, db, seed, info]
+    return [serve, db, seed, tenants, keys, info]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; any ``CommerceError`` becomes one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except CommerceError as exc:
+        print(f"commerce: error: {exc.detail}", file=sys.stderr)
+        return EXIT_ERROR
     if args.database:
         settings = replace(settings, database_url=args.database)
     ctx = CliContext(settings=settings)

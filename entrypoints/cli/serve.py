@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -16,7 +17,9 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
-from core.errors import Misconfigured
+from core.apikeys import new_api_key
+from core.auth import Role
+from core.errors import Conflict, Misconfigured
 from core.events import LogEvent
 from core.ports import CommerceStore
 from entrypoints.cli.context import CliContext
@@ -79,7 +82,12 @@ def _positive(raw: str) -> int:
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
-    settings = ctx.settings
+    # --demo is the one place besides memory:// where authentication ``none`` is allowed.
+    settings = dataclasses.replace(ctx.settings, demo=ctx.settings.demo or args.demo)
+    if args.demo and "auth" not in settings.extra:
+        # Unless COMMERCE_AUTH says otherwise, the demo shows authentication as it is used:
+        # it makes an API key and prints it in the curl lines. COMMERCE_AUTH=none turns it off.
+        settings = dataclasses.replace(settings, auth=("apikeys",))
     check_level(settings.log_level)
 
     # Every step that can fail on a bad configuration (a URL no plugin takes, a database that
@@ -93,6 +101,10 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     store = ctx.store()
     store.check()
     authenticators = make_authenticators(ctx.pm, settings, store)
+    # Imported here so that the verbs that do not serve never pay for the HTTP layer.
+    from entrypoints.http.ratelimit import TokenBuckets, parse_policy
+
+    rate_policy = parse_policy(settings.rate_limit, settings.rate_burst)
 
     configure_logging(settings.log_level)
     scheme = settings.database_url.split(":", 1)[0]
@@ -108,6 +120,9 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             extra=event_fields(LogEvent.AUTH_NONE_IN_USE, tenant=settings.tenant),
         )
     loaded = args.demo and ensure_demo(store, settings.tenant) is not None
+    demo_key = (
+        _demo_key(store, settings.tenant) if args.demo and "apikeys" in settings.auth else None
+    )
 
     # Imported here so that the verbs that do not serve never pay for the HTTP layer.
     from entrypoints.http.app import create_app
@@ -117,6 +132,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         authenticators,
         max_body_bytes=settings.max_body_bytes,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        rate_limiter=None if rate_policy is None else TokenBuckets(rate_policy),
     )
     log.info(
         "starting",
@@ -131,7 +147,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     # that line (a test, a supervisor) may signal it at once and still get a clean stop.
     with server.stopped_by_signals():
         if args.demo:
-            print(_banner(store, settings.tenant, urls[0], loaded, scheme, settings.auth))
+            print(_banner(store, settings.tenant, urls[0], loaded, scheme, settings.auth, demo_key))
         print(f"Serving on {', '.join(urls)} (Ctrl-C or SIGTERM stops it)", flush=True)
         server.serve_until_stopped()
     signum = server.signalled
@@ -256,6 +272,17 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _demo_key(store: CommerceStore, tenant: str) -> str:
+    """A new admin key of the demo tenant, for the banner's curl lines; one per start."""
+    for _ in range(3):
+        made = new_api_key()
+        # A prefix already taken (about one chance in 10^12) is tried again with a new key.
+        with contextlib.suppress(Conflict):
+            store.create_api_key(tenant, Role.admin, made.prefix, made.secret_hash)
+            return made.token
+    raise Conflict("no free API key prefix was found for the demo key; start again")
+
+
 def _banner(
     store: CommerceStore,
     tenant: str,
@@ -263,6 +290,7 @@ def _banner(
     loaded: bool,
     scheme: str,
     auth: tuple[str, ...],
+    key: str | None = None,
 ) -> str:
     """What to paste into a shell to see the demo, with ids that exist in the data."""
     chains = store.list_chains(tenant, after=None, limit=1000)
@@ -288,8 +316,15 @@ def _banner(
         f"commerce demo: {how} ({lasting}).",
         f'Tenant "{tenant}": {len(chains)} chains, {store_count} stores, {len(items)} items.',
     ]
-    header = ""
-    if "none" in auth:
+    header = suffix = ""
+    if key is not None:
+        lines.append(
+            f"Requests need an API key (COMMERCE_AUTH={','.join(auth)}). This one, an admin of "
+            f"tenant {tenant!r}, was made for this demo and is shown only here:"
+        )
+        lines.append(f"  {key}")
+        suffix = f" -H 'Authorization: Bearer {key}'"
+    elif "none" in auth:
         lines.append(
             f'Authentication is off (COMMERCE_AUTH=none): requests act as tenant "{tenant}".'
         )
@@ -312,6 +347,6 @@ def _banner(
         "/healthz",
     ]
     lines += ["", "Try:"]
-    lines += [f"  curl -s{header} '{base}{path}'" for path in paths]
+    lines += [f"  curl -s{header} '{base}{path}'{suffix}" for path in paths]
     lines.append("")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import falcon
 import pluggy
@@ -20,6 +21,7 @@ from entrypoints.http.idempotency import Idempotency
 from entrypoints.http.media import JSON_HANDLER, encode
 from entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
 from entrypoints.http.openapi import openapi_document
+from entrypoints.http.ratelimit import RateLimit, TokenBuckets, parse_policy
 from entrypoints.http.resources import AppContext
 from entrypoints.http.routes import ROUTES, required_roles, write_operations
 from entrypoints.wiring import make_authenticators, open_store
@@ -35,24 +37,28 @@ def create_app(
     max_body_bytes: int = 1 << 20,
     idempotency_ttl: timedelta = timedelta(hours=24),
     clock: Callable[[], datetime] | None = None,
+    rate_limiter: TokenBuckets | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over ``store``; a request is let in by the first authenticator that knows it.
 
     ``idempotency_ttl`` is how long ``Idempotency-Key`` responses are kept (24 hours at
-    least); ``clock`` tells the time their age is measured by (for tests).
+    least); ``clock`` tells the time their age is measured by (for tests). ``rate_limiter``,
+    if given, limits each tenant's requests (``None``: no limit).
     """
     idempotency = Idempotency(
         store, write_operations(), max_body_bytes=max_body_bytes, ttl=idempotency_ttl, clock=clock
     )
-    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
-        middleware=[
-            RequestContext(),
-            BodyLimit(max_bytes=max_body_bytes),
-            Authentication(authenticators, required_roles()),
-            # After authentication: a key belongs to the caller's tenant.
-            idempotency,
-        ],
-    )
+    middleware: list[Any] = [
+        RequestContext(),
+        BodyLimit(max_bytes=max_body_bytes),
+        Authentication(authenticators, required_roles()),
+    ]
+    if rate_limiter is not None:
+        # After authentication: the buckets are the callers' tenants'.
+        middleware.append(RateLimit(rate_limiter))
+    # After authentication: a key belongs to the caller's tenant.
+    middleware.append(idempotency)
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(middleware=middleware)
     # JSON is the only body this API reads; anything else is a 415.
     app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: JSON_HANDLER})
@@ -91,6 +97,7 @@ def get_app(
         },
     )
     authenticators = make_authenticators(pm, settings, store)
+    policy = parse_policy(settings.rate_limit, settings.rate_burst)
     if "none" in settings.auth:
         log.warning(
             "authentication 'none' is in use: every request acts as admin of tenant %r",
@@ -105,4 +112,5 @@ def get_app(
         authenticators,
         max_body_bytes=settings.max_body_bytes,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        rate_limiter=None if policy is None else TokenBuckets(policy),
     )

@@ -28,6 +28,9 @@ An inventory service for retail store chains: chains, stores, items and inventor
 
 Every request but `/healthz`, `/readyz` and `/openapi.json` needs `Authorization: Bearer
 <API key or JWT>`. Another tenant's resource is a 404, exactly as if it did not exist.
+When rate limiting is on, each tenant's requests are limited: responses carry
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`, and one over the limit is a
+429 with `Retry-After`.
 
 Lists are JSON arrays, paginated by `limit` and an opaque `cursor`; the next page, if any, is
 announced in a `Link: <...>; rel="next"` header. Errors are RFC 9457 problem details
@@ -89,6 +92,22 @@ def _header(description: str, **schema: Any) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string", **schema}}
 
 
+_RATE_LIMIT_HEADERS_BY_NAME = {
+    "RateLimit-Limit": "How many requests the caller's tenant may send at once.",
+    "RateLimit-Remaining": "How many it may still send now.",
+    "RateLimit-Reset": "Seconds until it may send `RateLimit-Limit` at once again.",
+}
+"""Sent on every authenticated response while rate limiting is on (`COMMERCE_RATE_LIMIT`)."""
+
+_RATE_LIMIT_HEADERS = {
+    name.replace("-", ""): {
+        "description": description + " Sent only while rate limiting is on.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+    for name, description in _RATE_LIMIT_HEADERS_BY_NAME.items()
+}
+
+
 def _components(models: list[type]) -> dict[str, Any]:
     return {
         "schemas": _schemas(models),
@@ -112,6 +131,7 @@ def _components(models: list[type]) -> dict[str, Any]:
                 "schema": {"type": "integer", "minimum": 0},
             },
             "WWWAuthenticate": _header("The scheme to authenticate with: `Bearer`."),
+            **_RATE_LIMIT_HEADERS,
             "ETag": _header(
                 "The representation's strong entity tag, for `If-None-Match` and `If-Match`."
             ),
@@ -185,6 +205,12 @@ def _components(models: list[type]) -> dict[str, Any]:
             "IdempotencyKeyReused": _problem_response(
                 "The `Idempotency-Key` was used before for a different request."
             ),
+            "TooManyRequests": _problem_response(
+                "The caller's tenant has sent more requests than its rate limit allows; retry "
+                "after `Retry-After` seconds.",
+                **{"Retry-After": "RetryAfter"},
+                **{name: name.replace("-", "") for name in _RATE_LIMIT_HEADERS_BY_NAME},
+            ),
             "ServiceUnavailable": _problem_response(
                 "Storage cannot answer now; retry later.", **{"Retry-After": "RetryAfter"}
             ),
@@ -210,6 +236,10 @@ def _success(op: Operation) -> dict[str, Any]:
         headers["ETag"] = _ref(_HEADERS, "ETag")
     if op.writes:
         headers[REPLAYED] = _ref(_HEADERS, "IdempotentReplayed")
+    if op.role is not None:
+        headers.update(
+            {name: _ref(_HEADERS, name.replace("-", "")) for name in _RATE_LIMIT_HEADERS_BY_NAME}
+        )
     ok: dict[str, Any] = {"description": op.summary, "headers": headers}
     if op.response is not None:
         ok["content"] = {"application/json": {"schema": _body_schema(op)}}
@@ -271,6 +301,8 @@ def _operation(route: Route, op: Operation) -> dict[str, Any]:
         responses["415"] = _ref(_RESPONSES, "UnsupportedMediaType")
     if op.writes:
         responses["422"] = _ref(_RESPONSES, "IdempotencyKeyReused")
+    if op.role is not None:
+        responses["429"] = _ref(_RESPONSES, "TooManyRequests")
     if op.uses_storage:
         responses["503"] = _ref(_RESPONSES, "ServiceUnavailable")
     responses["default"] = _ref(_RESPONSES, "Problem")

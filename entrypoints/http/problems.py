@@ -85,6 +85,7 @@ FALCON_ERRORS: dict[int, tuple[str, str]] = {
     405: ("method-not-allowed", "Method Not Allowed"),
     413: ("content-too-large", "Content Too Large"),
     415: ("unsupported-media-type", "Unsupported Media Type"),
+    429: ("too-many-requests", "Too Many Requests"),
 }
 """Status -> (slug, title) for errors Falcon raises itself; other statuses derive both from the
 reason phrase. Titles are spelled here because Python's phrases vary by version (413)."""

@@ -28,6 +28,7 @@ WAIT = 60.0
 """An upper bound on any wait, so a broken server fails the test instead of hanging it."""
 
 SERVING = re.compile(r"^Serving on (http://127\.0\.0\.1:(\d+))")
+DEMO_KEY = re.compile(r"^  (cm_\S+)$")
 
 
 @dataclass
@@ -38,8 +39,20 @@ class Server:
     stdout: list[str] = field(default_factory=list)
     stderr_path: Path | None = None
 
+    @property
+    def key(self) -> str | None:
+        """The demo API key the banner printed, if it printed one."""
+        found = [m.group(1) for line in self.stdout if (m := DEMO_KEY.match(line))]
+        return found[0] if found else None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The credentials to send: the banner's key, or none when authentication is off."""
+        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+
     def get(self, path: str) -> tuple[int, dict[str, str], Any]:
-        with urllib.request.urlopen(self.base + path, timeout=WAIT) as response:  # noqa: S310
+        request = urllib.request.Request(self.base + path, headers=self.headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
             return response.status, dict(response.headers), json.loads(response.read())
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
@@ -53,10 +66,18 @@ class Server:
 
 
 @contextmanager
-def serving(tmp_path: Path, *args: str, database: str = "memory://") -> Iterator[Server]:
-    """Start ``serve --demo --port 0``, wait for the line that names its port, stop it after."""
-    env = {**os.environ, "COMMERCE_DATABASE_URL": database, "COMMERCE_AUTH": "none"}
+def serving(
+    tmp_path: Path, *args: str, database: str = "memory://", auth: str | None = None
+) -> Iterator[Server]:
+    """Start ``serve --demo --port 0``, wait for the line that names its port, stop it after.
+
+    ``auth`` is ``COMMERCE_AUTH``; unset by default, so the demo makes and prints a key.
+    """
+    env = {**os.environ, "COMMERCE_DATABASE_URL": database}
     env.pop("COMMERCE_TENANT", None)
+    env.pop("COMMERCE_AUTH", None)
+    if auth is not None:
+        env["COMMERCE_AUTH"] = auth
     stderr_path = tmp_path / "serve.stderr"
     with stderr_path.open("w", encoding="utf-8") as stderr:
         process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
@@ -137,7 +158,12 @@ def test_the_demo_banner_gives_curl_lines_that_work(server: Server) -> None:
     urls = [m.group(1) for line in server.stdout if (m := re.search(r"curl -s '([^']+)'", line))]
     assert any(url.endswith("/chain") for url in urls)
     assert any("/inventory?items=" in url for url in urls)
-    assert any('act as tenant "demo"' in line for line in server.stdout)
+    assert server.key is not None
+    assert all(
+        f"-H 'Authorization: Bearer {server.key}'" in line
+        for line in server.stdout
+        if "curl -s" in line
+    )
     for url in urls:
         status, _, _ = server.get(url.removeprefix(server.base))
         assert status == 200, url
@@ -155,7 +181,7 @@ def test_sigint_stops_the_server_with_exit_status_zero(server: Server) -> None:
 def test_a_stop_closes_an_idle_keep_alive_connection_and_refuses_new_ones(server: Server) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT)
     try:
-        connection.request("GET", "/chain")
+        connection.request("GET", "/chain", headers=server.headers)
         response = connection.getresponse()
         response.read()
         assert response.status == 200
@@ -181,3 +207,22 @@ def test_serve_logs_json_lines_with_event_ids_to_stderr(server: Server) -> None:
     stopped = records[-1]
     assert stopped["signal"] == "SIGTERM"
     assert stopped["drained"] is True
+
+
+def test_the_demo_key_is_needed_and_no_key_is_a_401(server: Server) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(server.base + "/chain", timeout=WAIT)  # noqa: S310
+    assert refused.value.code == 401
+    assert refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+    status, _, chains = server.get("/chain")
+    assert status == 200
+    assert len(chains) == 3
+
+
+def test_with_commerce_auth_none_the_demo_says_authentication_is_off(tmp_path: Path) -> None:
+    with serving(tmp_path, auth="none") as server:
+        assert server.key is None
+        assert any('act as tenant "demo"' in line for line in server.stdout)
+        status, _, chains = server.get("/chain")
+        assert status == 200
+        assert len(chains) == 3

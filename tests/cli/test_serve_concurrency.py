@@ -28,7 +28,10 @@ def _call(server: Server, method: str, path: str, body: object = None) -> tuple[
         server.base + path,
         data=data,
         method=method,
-        headers={"Content-Type": "application/json"} if data is not None else {},
+        headers={
+            **server.headers,
+            **({"Content-Type": "application/json"} if data is not None else {}),
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
@@ -42,7 +45,8 @@ def _ledger_deltas(server: Server, store_id: int, item_id: int) -> list[int]:
     deltas: list[int] = []
     path: str | None = f"/stores/{store_id}/inventory/changes?item_id={item_id}&limit=1000"
     while path is not None:
-        with urllib.request.urlopen(server.base + path, timeout=WAIT) as response:  # noqa: S310
+        request = urllib.request.Request(server.base + path, headers=server.headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=WAIT) as response:  # noqa: S310
             deltas.extend(entry["delta"] for entry in json.loads(response.read()))
             link = response.headers.get("Link")
         path = link[link.index("<") + 1 : link.index(">")] if link else None

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.http
 
 
 def test_get_app_serves_a_memory_store_from_settings() -> None:
-    app = get_app(Settings(database_url="memory://"), pm=get_plugin_manager())
+    app = get_app(Settings(database_url="memory://", auth=("none",)), pm=get_plugin_manager())
     client = falcon.testing.TestClient(app)
     assert client.simulate_get("/readyz").status_code == 200
     assert client.simulate_get("/chain").json == []
@@ -35,6 +35,21 @@ def test_get_app_with_no_arguments_reads_the_environment(
     assert client.simulate_post("/chain", body=b"123456").status_code == 413
 
 
+def test_by_default_a_request_needs_an_api_key() -> None:
+    app = get_app(Settings(database_url="memory://"), pm=get_plugin_manager())
+    client = falcon.testing.TestClient(app)
+    assert client.simulate_get("/chain").status_code == 401
+    assert client.simulate_get("/healthz").status_code == 200
+
+
+def test_a_malformed_number_in_the_environment_is_misconfigured_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COMMERCE_MAX_BODY_BYTES", "1MB")
+    with pytest.raises(Misconfigured, match="COMMERCE_MAX_BODY_BYTES"):
+        Settings.from_env()
+
+
 def test_a_url_no_plugin_handles_is_misconfigured() -> None:
     with pytest.raises(Misconfigured, match="nosuch"):
         get_app(Settings(database_url="nosuch://x"), pm=get_plugin_manager())
@@ -47,7 +62,7 @@ def test_an_unknown_authenticator_is_misconfigured() -> None:
 
 def test_authentication_none_is_announced_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="commerce.http"):
-        get_app(Settings(database_url="memory://"), pm=get_plugin_manager())
+        get_app(Settings(database_url="memory://", auth=("none",)), pm=get_plugin_manager())
     events = {getattr(r, "event", None): r for r in caplog.records}
     assert events[LogEvent.AUTH_NONE_IN_USE].levelno == logging.WARNING
     assert LogEvent.STORAGE_OPENED in events

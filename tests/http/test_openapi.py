@@ -114,13 +114,14 @@ def _codes(op: dict[str, Any]) -> set[str]:
 
 def test_each_operation_lists_the_errors_it_can_answer_with() -> None:
     ops = _operations(openapi_document())
-    assert _codes(ops[("/chain", "GET")]) == {"200", "400", "401", "503", "default"}
+    assert _codes(ops[("/chain", "GET")]) == {"200", "400", "401", "429", "503", "default"}
     assert _codes(ops[("/chain/{chain_id}", "GET")]) == {
         "200",
         "304",
         "400",
         "401",
         "404",
+        "429",
         "503",
         "default",
     }
@@ -133,6 +134,7 @@ def test_each_operation_lists_the_errors_it_can_answer_with() -> None:
         "413",
         "415",
         "422",
+        "429",
         "503",
         "default",
     }
@@ -147,6 +149,7 @@ def test_each_operation_lists_the_errors_it_can_answer_with() -> None:
         "413",
         "415",
         "422",
+        "429",
         "503",
         "default",
     }
@@ -159,6 +162,7 @@ def test_each_operation_lists_the_errors_it_can_answer_with() -> None:
         "409",
         "412",
         "422",
+        "429",
         "503",
         "default",
     }

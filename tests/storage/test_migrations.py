@@ -61,6 +61,7 @@ def test_upgrading_an_empty_sqlite_database_yields_exactly_the_models_schema(
         "ix_inventory_changes_store_id_item_id_id",
         "ix_inventory_changes_store_id_item_id_created_at_id",
         "ix_idempotency_keys_claimed_at",
+        "ix_api_keys_tenant_id_id",
     } <= _index_names(sqlite_url)
 
 
@@ -90,6 +91,7 @@ def test_the_cockroachdb_dialect_migrates_up_down_and_up_again(
             "inventory_levels",
             "inventory_changes",
             "idempotency_keys",
+            "api_keys",
         }
     finally:
         engine.dispose()

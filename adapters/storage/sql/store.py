@@ -21,6 +21,7 @@ from adapters.storage.sql.tables import (
     MAX_MONEY,
     MONEY_SCALE,
     UtcDateTime,
+    api_keys,
     chains,
     idempotency_keys,
     inventory_changes,
@@ -30,6 +31,8 @@ from adapters.storage.sql.tables import (
     tenants,
 )
 from adapters.storage.sql.transactions import Transactor
+from core.apikeys import ApiKey
+from core.auth import Role
 from core.errors import (
     Conflict,
     IdempotencyMismatch,
@@ -112,6 +115,16 @@ _CHANGE_COLUMNS = (
     inventory_changes.c.created_at,
 )
 
+_API_KEY_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.tenant_id,
+    api_keys.c.prefix,
+    api_keys.c.role,
+    api_keys.c.created_at,
+    api_keys.c.revoked_at,
+    api_keys.c.last_used_at,
+)
+
 CLAIMED, COMPLETED = "claimed", "completed"
 
 
@@ -161,6 +174,18 @@ def _entry(row: sa.Row[Any]) -> LedgerEntry:
         reference=row.reference,
         actor=row.actor,
         created_at=row.created_at,
+    )
+
+
+def _api_key(row: sa.Row[Any]) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        tenant=row.tenant_id,
+        prefix=row.prefix,
+        role=Role[row.role],
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 
@@ -829,6 +854,70 @@ class SqlStore:
     def purge_idempotency_keys(self, older_than: datetime) -> int:
         statement = idempotency_keys.delete().where(idempotency_keys.c.claimed_at < older_than)
         return int(self.tx.write(lambda conn: conn.execute(statement).rowcount))
+
+    # -- API keys --------------------------------------------------------------------
+    def create_api_key(self, tenant: str, role: Role, prefix: str, secret_hash: str) -> ApiKey:
+        now = self._clock()
+        values = {
+            "tenant_id": tenant,
+            "prefix": _text("prefix", prefix),
+            "secret_hash": secret_hash,
+            "role": role.name,
+            "created_at": now,
+        }
+        prefix_query = sa.select(api_keys.c.id).where(api_keys.c.prefix == prefix)
+
+        def explain(conn: sa.Connection) -> Exception | None:
+            if not self._tenant_exists(conn, tenant):
+                return NotFound("tenant", tenant)
+            if conn.execute(prefix_query).first() is not None:
+                return Conflict("an API key with this prefix already exists")
+            return None
+
+        key_id = self._insert_with_new_id(api_keys, values, explain)
+        return ApiKey(id=key_id, tenant=tenant, prefix=prefix, role=role, created_at=now)
+
+    def list_api_keys(self, tenant: str) -> Sequence[ApiKey]:
+        query = (
+            sa.select(*_API_KEY_COLUMNS)
+            .where(api_keys.c.tenant_id == tenant)
+            .order_by(api_keys.c.id)
+        )
+        return [_api_key(row) for row in self._all(query)]
+
+    def revoke_api_key(self, key_id: int) -> ApiKey:
+        now = self._clock()
+        revoke = (
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        query = sa.select(*_API_KEY_COLUMNS).where(api_keys.c.id == key_id)
+
+        def work(conn: sa.Connection) -> sa.Row[Any] | None:
+            conn.execute(revoke)
+            return conn.execute(query).first()
+
+        row = self.tx.write(work)
+        if row is None:
+            raise NotFound("API key", key_id)
+        return _api_key(row)
+
+    def find_api_key(self, prefix: str) -> tuple[ApiKey, str] | None:
+        query = sa.select(*_API_KEY_COLUMNS, api_keys.c.secret_hash).where(
+            api_keys.c.prefix == prefix
+        )
+        row = self._first(query)
+        return None if row is None else (_api_key(row), row.secret_hash)
+
+    def touch_api_key(self, key_id: int, at: datetime) -> None:
+        last = api_keys.c.last_used_at
+        statement = (
+            api_keys.update()
+            .where(api_keys.c.id == key_id, sa.or_(last.is_(None), last < at))
+            .values(last_used_at=at)
+        )
+        self.tx.write(partial(_execute, statement))
 
     def _later(self, column: sa.ColumnElement[datetime], now: datetime) -> sa.ColumnElement[Any]:
         """SQL for ``max(now, column + 1µs)``: a row's time moves strictly forward.

@@ -209,3 +209,22 @@ idempotency_keys = sa.Table(
     # Purging old keys is a range scan on this index, not a pass over the table.
     sa.Index(None, "claimed_at"),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", _id(), primary_key=True, autoincrement=False),
+    sa.Column("tenant_id", sa.String(63), sa.ForeignKey("tenants.id"), nullable=False),
+    # Public: how a presented key finds its row, one unique-index seek per lookup.
+    sa.Column("prefix", sa.String(16), nullable=False),
+    # The hex SHA-256 of the key's secret; the secret itself is never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),
+    sa.CheckConstraint("\"role\" IN ('reader', 'writer', 'admin')", name="role_known"),
+    sa.UniqueConstraint("prefix"),
+    # Lists a tenant's keys in id order.
+    sa.Index(None, "tenant_id", "id"),
+)
