@@ -7,6 +7,7 @@ entries sum to it, and levels as of any moment after the load are the loaded one
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -61,61 +62,31 @@ class SqlBulkLoader:
         self._sqlite = store.engine.dialect.name == "sqlite"
 
     def add_chains(self, tenant: str, rows: Sequence[NewChain]) -> list[int]:
-        now = self._clock()
-        ids = self._ids.take(len(rows))
-        values = [
-            {
-                "id": i,
-                "tenant_id": tenant,
-                "name": r.name,
-                "phone": r.phone,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for i, r in zip(ids, rows, strict=True)
-        ]
-        self._insert(chains, values)
-        return ids
+        return self._add(chains, tenant, rows)
 
     def add_stores(self, tenant: str, rows: Sequence[NewStore]) -> list[int]:
-        now = self._clock()
-        ids = self._ids.take(len(rows))
-        values = [
-            {
-                "id": i,
-                "tenant_id": tenant,
-                "chain_id": r.chain_id,
-                "name": r.name,
-                "phone": r.phone,
-                "address": r.address,
-                "postal_code": r.postal_code,
-                "city": r.city,
-                "country": r.country,
-                "active": r.active,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for i, r in zip(ids, rows, strict=True)
-        ]
-        self._insert(stores, values)
-        return ids
+        return self._add(stores, tenant, rows)
 
     def add_items(self, tenant: str, rows: Sequence[NewItem]) -> list[int]:
+        return self._add(items, tenant, rows)
+
+    def _add(
+        self, table: sa.Table, tenant: str, rows: Sequence[NewChain | NewStore | NewItem]
+    ) -> list[int]:
+        """One insert of catalogue rows: the new-row type's fields are the table's columns."""
         now = self._clock()
         ids = self._ids.take(len(rows))
         values = [
             {
                 "id": i,
                 "tenant_id": tenant,
-                "sku": r.sku,
-                "name": r.name,
-                "cost": r.cost,
+                **dataclasses.asdict(r),
                 "created_at": now,
                 "updated_at": now,
             }
             for i, r in zip(ids, rows, strict=True)
         ]
-        self._insert(items, values)
+        self._insert(table, values)
         return ids
 
     def add_levels(self, tenant: str, rows: Sequence[tuple[int, int, int]]) -> int:
