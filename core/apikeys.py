@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from core.auth import Role
+from commerce.core.auth import Role
 
 TOKEN_START = "cm_"  # noqa: S105 -- the public marker of a key, not a secret
 """Every key starts so; a bearer token that does not is another authenticator's."""

@@ -6,9 +6,9 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from core.apikeys import ApiKey
-from core.auth import Principal, Role
-from core.models import (
+from commerce.core.apikeys import ApiKey
+from commerce.core.auth import Principal, Role
+from commerce.core.models import (
     Adjustment,
     Chain,
     ChainPatch,

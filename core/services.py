@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from core import validation
-from core.errors import InvalidInput, NotFound
-from core.models import (
+from commerce.core import validation
+from commerce.core.errors import InvalidInput, NotFound
+from commerce.core.models import (
     Adjustment,
     Chain,
     ChainPatch,
@@ -22,8 +22,8 @@ from core.models import (
     Store,
     StorePatch,
 )
-from core.pagination import Page, PageRequest
-from core.ports import CommerceStore
+from commerce.core.pagination import Page, PageRequest
+from commerce.core.ports import CommerceStore
 
 MAX_ID = 2**63 - 1
 MAX_ITEMS_FILTER = 1000

@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from core.errors import InvalidInput
-from core.models import (
+from commerce.core.errors import InvalidInput
+from commerce.core.models import (
     Adjustment,
     ChainPatch,
     ItemPatch,

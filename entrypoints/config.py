@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.errors import Misconfigured
+from commerce.core.errors import Misconfigured
 
 DEFAULT_DATABASE_URL = "sqlite:///commerce.db"
 """Embedded and durable; the path is relative to the directory the service starts in."""

@@ -7,9 +7,9 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.errors import Conflict
-from core.models import NewChain, NewItem, NewStore
-from core.ports import CommerceStore
+from commerce.core.errors import Conflict
+from commerce.core.models import NewChain, NewItem, NewStore
+from commerce.core.ports import CommerceStore
 
 SEED = 20240611
 """Fixed, so every load of the demo gives the same quantities (and the docs' examples hold)."""

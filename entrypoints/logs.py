@@ -13,8 +13,8 @@ from typing import Any, TextIO
 
 from pythonjsonlogger.msgspec import MsgspecFormatter
 
-from core.errors import Misconfigured
-from core.events import LogEvent
+from commerce.core.errors import Misconfigured
+from commerce.core.events import LogEvent
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 

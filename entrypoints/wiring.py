@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pluggy
 
-from core.errors import Misconfigured
-from core.ports import Authenticator, CommerceStore
-from entrypoints.config import Settings
+from commerce.core.errors import Misconfigured
+from commerce.core.ports import Authenticator, CommerceStore
+from commerce.entrypoints.config import Settings
 
 
 def storage_schemes(pm: pluggy.PluginManager) -> list[str]:

@@ -23,11 +23,11 @@ from typing import Any
 from falcon import testing
 from sqlalchemy import event
 
-from adapters.auth.none import NoAuthentication
-from adapters.storage.sql import AlembicSchemaManager, SqlBulkLoader, open_sql_store
-from adapters.storage.sql.store import SqlStore
-from entrypoints.cli.seed import Generator
-from entrypoints.http.app import create_app
+from commerce.adapters.auth.none import NoAuthentication
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlBulkLoader, open_sql_store
+from commerce.adapters.storage.sql.store import SqlStore
+from commerce.entrypoints.cli.seed import Generator
+from commerce.entrypoints.http.app import create_app
 
 SMALL = "small"
 LARGE = "large"

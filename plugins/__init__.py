@@ -6,17 +6,17 @@ import importlib
 
 import pluggy
 
-from plugins import hookspecs
-from plugins.hookspecs import PROJECT, hookimpl, hookspec
+from commerce.plugins import hookspecs
+from commerce.plugins.hookspecs import PROJECT, hookimpl, hookspec
 
 __all__ = ["BUILTIN_PLUGINS", "PROJECT", "get_plugin_manager", "hookimpl", "hookspec"]
 
 BUILTIN_PLUGINS: dict[str, str] = {
-    "memory": "adapters.storage.memory",
-    "sql": "adapters.storage.sql",
-    "auth-none": "adapters.auth.none",
-    "auth-apikeys": "adapters.auth.apikeys",
-    "auth-jwt": "adapters.auth.jwt",
+    "memory": "commerce.adapters.storage.memory",
+    "sql": "commerce.adapters.storage.sql",
+    "auth-none": "commerce.adapters.auth.none",
+    "auth-apikeys": "commerce.adapters.auth.apikeys",
+    "auth-jwt": "commerce.adapters.auth.jwt",
 }
 """Entry-point name -> module of every built-in plugin, as ``pyproject.toml`` lists them.
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pluggy
 
-from core.ports import Authenticator, BulkLoader, CommerceStore, SchemaManager
+from commerce.core.ports import Authenticator, BulkLoader, CommerceStore, SchemaManager
 
 PROJECT = "commerce"
 
@@ -21,7 +21,7 @@ def commerce_open_store(url: str, settings: Mapping[str, str]) -> CommerceStore 
     The first non-``None`` answer wins; plugins registered later are asked first, so an
     installed plugin can take over a scheme from a built-in one. ``settings`` holds the
     service's configuration (timeouts, pool sizes) as strings. Raise
-    ``core.errors.StorageUnavailable`` if the URL is this plugin's but cannot be opened.
+    ``commerce.core.errors.StorageUnavailable`` if the URL is this plugin's but cannot be opened.
     """
 
 

@@ -24,11 +24,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from adapters.storage.memory import MemoryStore
-from adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine
-from adapters.storage.sql.tables import metadata
-from core.ports import CommerceStore
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine
+from commerce.adapters.storage.sql.tables import metadata
+from commerce.core.ports import CommerceStore
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

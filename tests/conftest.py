@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from core.ports import CommerceStore
+from commerce.core.ports import CommerceStore
 from tests.backends import BACKENDS, Backend, opened
 
 settings.register_profile(

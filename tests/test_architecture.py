@@ -34,7 +34,9 @@ def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     for package in PACKAGES:
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))
+        shutil.copytree(
+            ROOT / package, tmp_path / "commerce" / package, ignore=shutil.ignore_patterns("*.pyc")
+        )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 
@@ -45,12 +47,13 @@ def test_the_import_contracts_hold_for_the_project_as_it_is(project_copy: Path) 
 
 
 @pytest.mark.parametrize(
-    "intruder", ["from adapters.storage import memory", "import falcon", "import plugins"]
+    "intruder",
+    ["from commerce.adapters.storage import memory", "import falcon", "import commerce.plugins"],
 )
 def test_the_lint_step_fails_when_core_imports_an_outer_ring_or_a_framework(
     project_copy: Path, intruder: str
 ) -> None:
-    target = project_copy / "core" / "services.py"
+    target = project_copy / "commerce" / "core" / "services.py"
     target.write_text(target.read_text() + f"\n{intruder}\n")
     result = _lint_imports(project_copy)
     assert result.returncode != 0

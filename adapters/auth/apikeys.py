@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.apikeys import hash_secret, is_api_key, parse_api_key
-from core.auth import Principal
-from core.errors import Misconfigured, Unauthorized
-from core.ports import CommerceStore
-from plugins import hookimpl
+from commerce.core.apikeys import hash_secret, is_api_key, parse_api_key
+from commerce.core.auth import Principal
+from commerce.core.errors import Misconfigured, Unauthorized
+from commerce.core.ports import CommerceStore
+from commerce.plugins import hookimpl
 
 log = logging.getLogger("commerce.auth.apikeys")
 

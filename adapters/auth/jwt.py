@@ -19,10 +19,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from core.auth import Principal, Role
-from core.errors import Misconfigured, Unauthorized
-from core.ports import CommerceStore
-from plugins import hookimpl
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import Misconfigured, Unauthorized
+from commerce.core.ports import CommerceStore
+from commerce.plugins import hookimpl
 
 log = logging.getLogger("commerce.auth.jwt")
 

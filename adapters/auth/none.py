@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.auth import Principal, Role
-from core.models import DEFAULT_TENANT
-from core.ports import CommerceStore
-from plugins import hookimpl
+from commerce.core.auth import Principal, Role
+from commerce.core.models import DEFAULT_TENANT
+from commerce.core.ports import CommerceStore
+from commerce.plugins import hookimpl
 
 
 class NoAuthentication:

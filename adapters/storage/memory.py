@@ -13,16 +13,16 @@ from typing import Any, TypeVar
 
 from sortedcontainers import SortedDict
 
-from core.apikeys import ApiKey
-from core.auth import Role
-from core.errors import (
+from commerce.core.apikeys import ApiKey
+from commerce.core.auth import Role
+from commerce.core.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientStock,
     NotFound,
     PreconditionFailed,
 )
-from core.models import (
+from commerce.core.models import (
     Adjustment,
     Chain,
     ChainPatch,
@@ -40,7 +40,7 @@ from core.models import (
     StorePatch,
     Tenant,
 )
-from plugins import hookimpl
+from commerce.plugins import hookimpl
 
 V = TypeVar("V")
 

@@ -8,16 +8,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from types import ModuleType
 
-from core.errors import CommerceError
-from entrypoints.cli.context import CliContext
-from entrypoints.config import Settings
+from commerce.core.errors import CommerceError
+from commerce.entrypoints.cli.context import CliContext
+from commerce.entrypoints.config import Settings
 
 EXIT_ERROR = 2
 
 
 def _command_modules() -> list[ModuleType]:
     """Each module adds its verb with ``register(subparsers)``; the parser calls ``run``."""
-    from entrypoints.cli import db, info, keys, seed, serve, tenants
+    from commerce.entrypoints.cli import db, info, keys, seed, serve, tenants
 
     return [serve, db, seed, tenants, keys, info]
 

@@ -1,7 +1,7 @@
-"""``python -m entrypoints.cli``: the ``commerce`` command, without the console script."""
+"""``python -m commerce.entrypoints.cli``: the ``commerce`` command, without the console script."""
 
 import sys
 
-from entrypoints.cli import main
+from commerce.entrypoints.cli import main
 
 sys.exit(main())

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from core.ports import CommerceStore, SchemaManager
-from entrypoints.config import Settings
-from entrypoints.wiring import open_store
-from plugins import get_plugin_manager
+from commerce.core.ports import CommerceStore, SchemaManager
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.wiring import open_store
+from commerce.plugins import get_plugin_manager
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.ports import SchemaManager
-from entrypoints.cli.context import CliContext
+from commerce.core.ports import SchemaManager
+from commerce.entrypoints.cli.context import CliContext
 
 
 def register(subparsers: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pluggy
 
-from entrypoints.cli.context import CliContext
+from commerce.entrypoints.cli.context import CliContext
 
 
 def register(subparsers: Any) -> None:
@@ -105,7 +105,7 @@ def run_plugins(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def run_openapi(args: argparse.Namespace, ctx: CliContext) -> int:
     # Imported here so that the other verbs never pay for the HTTP layer.
-    from entrypoints.http.openapi import openapi_document
+    from commerce.entrypoints.http.openapi import openapi_document
 
     print(json.dumps(openapi_document(), indent=2, ensure_ascii=False))
     return 0

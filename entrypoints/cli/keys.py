@@ -7,11 +7,11 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from core.apikeys import ApiKey, new_api_key, redacted
-from core.auth import Role
-from core.errors import Conflict, NotFound
-from entrypoints.cli.context import CliContext
-from entrypoints.cli.tenants import current_store, valid_tenant
+from commerce.core.apikeys import ApiKey, new_api_key, redacted
+from commerce.core.auth import Role
+from commerce.core.errors import Conflict, NotFound
+from commerce.entrypoints.cli.context import CliContext
+from commerce.entrypoints.cli.tenants import current_store, valid_tenant
 
 DEFAULT_ROLE = Role.reader
 """Least privilege: a key that should write or administer says so when it is made."""

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from core.errors import Conflict, InvalidInput
-from core.models import TENANT_ID_PATTERN, NewChain, NewItem, NewStore
-from core.ports import BulkLoader, CommerceStore
-from entrypoints.cli.context import CliContext
-from entrypoints.demo import ensure_demo
+from commerce.core.errors import Conflict, InvalidInput
+from commerce.core.models import TENANT_ID_PATTERN, NewChain, NewItem, NewStore
+from commerce.core.ports import BulkLoader, CommerceStore
+from commerce.entrypoints.cli.context import CliContext
+from commerce.entrypoints.demo import ensure_demo
 
 T = TypeVar("T")
 

@@ -17,15 +17,15 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
-from core.apikeys import new_api_key
-from core.auth import Role
-from core.errors import Conflict, Misconfigured
-from core.events import LogEvent
-from core.ports import CommerceStore
-from entrypoints.cli.context import CliContext
-from entrypoints.demo import ensure_demo
-from entrypoints.logs import check_level, configure_logging, event_fields, flush_logs
-from entrypoints.wiring import make_authenticators
+from commerce.core.apikeys import new_api_key
+from commerce.core.auth import Role
+from commerce.core.errors import Conflict, Misconfigured
+from commerce.core.events import LogEvent
+from commerce.core.ports import CommerceStore
+from commerce.entrypoints.cli.context import CliContext
+from commerce.entrypoints.demo import ensure_demo
+from commerce.entrypoints.logs import check_level, configure_logging, event_fields, flush_logs
+from commerce.entrypoints.wiring import make_authenticators
 
 log = logging.getLogger("commerce.serve")
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     store.check()
     authenticators = make_authenticators(ctx.pm, settings, store)
     # Imported here so that the verbs that do not serve never pay for the HTTP layer.
-    from entrypoints.http.ratelimit import TokenBuckets, parse_policy
+    from commerce.entrypoints.http.ratelimit import TokenBuckets, parse_policy
 
     rate_policy = parse_policy(settings.rate_limit, settings.rate_burst)
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     )
 
     # Imported here so that the verbs that do not serve never pay for the HTTP layer.
-    from entrypoints.http.app import create_app
+    from commerce.entrypoints.http.app import create_app
 
     app = create_app(
         store,

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from core.errors import InvalidInput
-from core.models import TENANT_ID_PATTERN
-from core.ports import CommerceStore
-from entrypoints.cli.context import CliContext
+from commerce.core.errors import InvalidInput
+from commerce.core.models import TENANT_ID_PATTERN
+from commerce.core.ports import CommerceStore
+from commerce.entrypoints.cli.context import CliContext
 
 
 def register(subparsers: Any) -> None:

@@ -1,6 +1,6 @@
 """The WSGI app: ``create_app`` wires given ports, ``get_app`` builds them from configuration.
 
-Any WSGI server can load it: ``waitress-serve --call entrypoints.http.app:get_app``.
+Any WSGI server can load it: ``waitress-serve --call commerce.entrypoints.http.app:get_app``.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from typing import Any
 import falcon
 import pluggy
 
-from core.events import LogEvent
-from core.ports import Authenticator, CommerceStore
-from entrypoints.config import Settings
-from entrypoints.http import problems
-from entrypoints.http.idempotency import Idempotency
-from entrypoints.http.media import JSON_HANDLER, encode
-from entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
-from entrypoints.http.openapi import openapi_document
-from entrypoints.http.ratelimit import RateLimit, TokenBuckets, parse_policy
-from entrypoints.http.resources import AppContext
-from entrypoints.http.routes import ROUTES, required_roles, write_operations
-from entrypoints.wiring import make_authenticators, open_store
-from plugins import get_plugin_manager
+from commerce.core.events import LogEvent
+from commerce.core.ports import Authenticator, CommerceStore
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http import problems
+from commerce.entrypoints.http.idempotency import Idempotency
+from commerce.entrypoints.http.media import JSON_HANDLER, encode
+from commerce.entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
+from commerce.entrypoints.http.openapi import openapi_document
+from commerce.entrypoints.http.ratelimit import RateLimit, TokenBuckets, parse_policy
+from commerce.entrypoints.http.resources import AppContext
+from commerce.entrypoints.http.routes import ROUTES, required_roles, write_operations
+from commerce.entrypoints.wiring import make_authenticators, open_store
+from commerce.plugins import get_plugin_manager
 
 log = logging.getLogger("commerce.http")
 

@@ -1,6 +1,6 @@
 """Request bodies: the JSON each write accepts, and reading it into a 400 that names the field.
 
-The Structs carry the domain's limits from ``core.validation`` as ``msgspec.Meta``, so the
+The Structs carry the domain's limits from ``commerce.core.validation`` as ``msgspec.Meta``, so the
 OpenAPI document states them and most bad input is refused while decoding; the use cases
 then run the core's own checks, which are the ones that count.
 """
@@ -15,9 +15,9 @@ import falcon
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from core import validation
-from core.errors import InvalidInput
-from core.models import (
+from commerce.core import validation
+from commerce.core.errors import InvalidInput
+from commerce.core.models import (
     Adjustment,
     ChainPatch,
     ItemPatch,
@@ -27,7 +27,7 @@ from core.models import (
     Reason,
     StorePatch,
 )
-from core.services import MAX_ID
+from commerce.core.services import MAX_ID
 
 B = TypeVar("B", bound=msgspec.Struct)
 

@@ -12,7 +12,7 @@ import re
 
 import falcon
 
-from core.errors import PreconditionFailed
+from commerce.core.errors import PreconditionFailed
 
 _ELEMENT = re.compile(r'\s*(?:(W/)?("[\x21\x23-\x7e\x80-\xff]*")|[^,]*)\s*(?:,|$)')
 """One element of an entity-tag list, and the comma after it: a well-formed tag (groups 1, 2)

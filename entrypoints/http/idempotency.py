@@ -20,12 +20,12 @@ from datetime import UTC, datetime, timedelta
 
 import falcon
 
-from core.auth import Principal
-from core.errors import Conflict, InvalidInput
-from core.events import LogEvent
-from core.models import StoredResponse
-from core.ports import CommerceStore
-from entrypoints.http.bodies import read_body
+from commerce.core.auth import Principal
+from commerce.core.errors import Conflict, InvalidInput
+from commerce.core.events import LogEvent
+from commerce.core.models import StoredResponse
+from commerce.core.ports import CommerceStore
+from commerce.entrypoints.http.bodies import read_body
 
 log = logging.getLogger("commerce.http")
 

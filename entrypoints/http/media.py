@@ -12,7 +12,7 @@ from typing import Any
 import falcon
 import msgspec
 
-from core.models import Chain, InventoryLevel, Item, LedgerEntry, Store, Tenant
+from commerce.core.models import Chain, InventoryLevel, Item, LedgerEntry, Store, Tenant
 
 # msgspec writes Decimal as a JSON string ("12.50"), so money never passes through a float,
 # and writes an aware datetime whose offset is zero with a ``Z``.

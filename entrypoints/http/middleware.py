@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 
 import falcon
 
-from core.auth import Principal, Role
-from core.errors import Forbidden, Unauthorized
-from core.events import LogEvent
-from core.ports import Authenticator
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import Forbidden, Unauthorized
+from commerce.core.events import LogEvent
+from commerce.core.ports import Authenticator
 
 log = logging.getLogger("commerce.http")
 

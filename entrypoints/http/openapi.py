@@ -9,14 +9,14 @@ from typing import Any
 
 import msgspec
 
-from core.auth import Role
-from core.services import MAX_ID
-from entrypoints.http.bodies import PATCH_BODIES
-from entrypoints.http.idempotency import HEADER as IDEMPOTENCY_KEY
-from entrypoints.http.idempotency import KEY_PATTERN, REPLAYED
-from entrypoints.http.media import timestamp_fields
-from entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE, Problem
-from entrypoints.http.routes import Operation, Route, operations
+from commerce.core.auth import Role
+from commerce.core.services import MAX_ID
+from commerce.entrypoints.http.bodies import PATCH_BODIES
+from commerce.entrypoints.http.idempotency import HEADER as IDEMPOTENCY_KEY
+from commerce.entrypoints.http.idempotency import KEY_PATTERN, REPLAYED
+from commerce.entrypoints.http.media import timestamp_fields
+from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE, Problem
+from commerce.entrypoints.http.routes import Operation, Route, operations
 
 _SCHEMAS = "#/components/schemas/"
 _RESPONSES = "#/components/responses/"

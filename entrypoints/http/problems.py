@@ -10,7 +10,7 @@ from typing import Any
 import falcon
 import msgspec
 
-from core.errors import (
+from commerce.core.errors import (
     CommerceError,
     Conflict,
     Forbidden,
@@ -22,8 +22,8 @@ from core.errors import (
     StorageUnavailable,
     Unauthorized,
 )
-from core.events import LogEvent
-from entrypoints.http.media import encode
+from commerce.core.events import LogEvent
+from commerce.entrypoints.http.media import encode
 
 MEDIA_PROBLEM = "application/problem+json"
 PROBLEM_BASE = "https://commerce.example/problems/"

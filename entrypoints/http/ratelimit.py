@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import falcon
 
-from core.auth import Principal
-from core.errors import Misconfigured
+from commerce.core.auth import Principal
+from commerce.core.errors import Misconfigured
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600}
 _SPEC = re.compile(r"\s*(\d+)\s*(?:/\s*(second|minute|hour)s?)?\s*")

@@ -13,17 +13,17 @@ import falcon
 import msgspec
 from msgspec import UNSET
 
-from core import services
-from core.auth import Principal
-from core.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from core.models import ChangeFilter, InventoryLevel
-from core.pagination import MAX_LIMIT, Page, PageRequest
-from core.ports import CommerceStore
-from core.services import parse_id, parse_item_ids, parse_timestamp
-from entrypoints.http import bodies
-from entrypoints.http.bodies import B
-from entrypoints.http.conditional import etag_of, require_match, send_representation
-from entrypoints.http.media import encode, encode_row, encode_rows
+from commerce.core import services
+from commerce.core.auth import Principal
+from commerce.core.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from commerce.core.models import ChangeFilter, InventoryLevel
+from commerce.core.pagination import MAX_LIMIT, Page, PageRequest
+from commerce.core.ports import CommerceStore
+from commerce.core.services import parse_id, parse_item_ids, parse_timestamp
+from commerce.entrypoints.http import bodies
+from commerce.entrypoints.http.bodies import B
+from commerce.entrypoints.http.conditional import etag_of, require_match, send_representation
+from commerce.entrypoints.http.media import encode, encode_row, encode_rows
 
 T = TypeVar("T")
 

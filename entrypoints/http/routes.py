@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.auth import Role
-from core.models import Chain, InventoryLevel, Item, LedgerEntry, Store
-from core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from core.services import MAX_ID, MAX_ITEMS_FILTER
-from entrypoints.http import bodies, resources
-from entrypoints.http.idempotency import WRITE_METHODS
-from entrypoints.http.resources import TIMESTAMP_PATTERN, AppContext, Status
+from commerce.core.auth import Role
+from commerce.core.models import Chain, InventoryLevel, Item, LedgerEntry, Store
+from commerce.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from commerce.core.services import MAX_ID, MAX_ITEMS_FILTER
+from commerce.entrypoints.http import bodies, resources
+from commerce.entrypoints.http.idempotency import WRITE_METHODS
+from commerce.entrypoints.http.resources import TIMESTAMP_PATTERN, AppContext, Status
 
 
 @dataclass(frozen=True, slots=True)

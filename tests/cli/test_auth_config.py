@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.cli import main
+from commerce.entrypoints.cli import main
 
 
 def _last_line(capsys: pytest.CaptureFixture[str]) -> str:

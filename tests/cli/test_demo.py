@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.storage.memory import MemoryStore
-from core.models import DEFAULT_TENANT, Chain, InventoryLevel, Item, Store
-from entrypoints.config import Settings
-from entrypoints.demo import DemoSummary, ensure_demo, load_demo
-from entrypoints.wiring import open_store
-from plugins import get_plugin_manager
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.models import DEFAULT_TENANT, Chain, InventoryLevel, Item, Store
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.demo import DemoSummary, ensure_demo, load_demo
+from commerce.entrypoints.wiring import open_store
+from commerce.plugins import get_plugin_manager
 
 TENANT = DEFAULT_TENANT
 

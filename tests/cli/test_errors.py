@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from entrypoints.cli import main
+from commerce.entrypoints.cli import main
 
 
 def _stderr_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from entrypoints.cli import main
+from commerce.entrypoints.cli import main
 
 
 def test_plugins_lists_the_memory_store_with_its_scheme(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "memory  (adapters.storage.memory" in out
+    assert "memory  (commerce.adapters.storage.memory" in out
     assert "storage:        memory://" in out
 
 
@@ -21,7 +21,7 @@ def test_plugins_lists_auth_none_with_its_authenticator_name(
 ) -> None:
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
-    assert "auth-none  (adapters.auth.none" in out
+    assert "auth-none  (commerce.adapters.auth.none" in out
     assert "authenticators: none" in out
 
 
@@ -31,7 +31,7 @@ def test_plugins_as_json_names_each_plugins_hooks_and_what_it_provides(
     assert main(["plugins", "--json"]) == 0
     plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
     memory, auth = plugins["memory"], plugins["auth-none"]
-    assert memory["module"] == "adapters.storage.memory"
+    assert memory["module"] == "commerce.adapters.storage.memory"
     assert {"commerce_open_store", "commerce_storage_schemes"} <= set(memory["hooks"])
     assert memory["storage_schemes"] == ["memory"]
     assert memory["authenticators"] == []

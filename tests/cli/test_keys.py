@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.auth.apikeys import ApiKeyAuthenticator
-from adapters.storage.sql import SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine
-from core.apikeys import parse_api_key
-from core.auth import Role
-from core.errors import Unauthorized
-from entrypoints.cli import main
+from commerce.adapters.auth.apikeys import ApiKeyAuthenticator
+from commerce.adapters.storage.sql import SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine
+from commerce.core.apikeys import parse_api_key
+from commerce.core.auth import Role
+from commerce.core.errors import Unauthorized
+from commerce.entrypoints.cli import main
 
 
 @pytest.fixture

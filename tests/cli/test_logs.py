@@ -8,9 +8,9 @@ import logging
 import threading
 from typing import Any
 
-from core.events import LogEvent
-from entrypoints.config import Settings
-from entrypoints.logs import Throttle, configure_logging, event_fields, flush_logs
+from commerce.core.events import LogEvent
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.logs import Throttle, configure_logging, event_fields, flush_logs
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -81,7 +81,16 @@ def serving(
     stderr_path = tmp_path / "serve.stderr"
     with stderr_path.open("w", encoding="utf-8") as stderr:
         process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
-            [sys.executable, "-m", "entrypoints.cli", "serve", "--demo", "--port", "0", *args],
+            [
+                sys.executable,
+                "-m",
+                "commerce.entrypoints.cli",
+                "serve",
+                "--demo",
+                "--port",
+                "0",
+                *args,
+            ],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

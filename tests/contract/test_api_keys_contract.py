@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.apikeys import ApiKey, new_api_key
-from core.auth import Role
-from core.errors import Conflict, NotFound
-from core.ports import CommerceStore
+from commerce.core.apikeys import ApiKey, new_api_key
+from commerce.core.auth import Role
+from commerce.core.errors import Conflict, NotFound
+from commerce.core.ports import CommerceStore
 from tests.conftest import new_tenant
 
 pytestmark = pytest.mark.contract

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import Conflict, NotFound
-from core.models import NewChain, NewItem, NewStore
-from core.ports import CommerceStore
+from commerce.core.errors import Conflict, NotFound
+from commerce.core.models import NewChain, NewItem, NewStore
+from commerce.core.ports import CommerceStore
 from tests.conftest import new_tenant
 
 pytestmark = pytest.mark.contract

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.errors import (
+from commerce.core.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientStock,
@@ -19,7 +19,7 @@ from core.errors import (
     PreconditionFailed,
     StorageUnavailable,
 )
-from core.models import (
+from commerce.core.models import (
     Adjustment,
     ChainPatch,
     ChangeFilter,
@@ -32,7 +32,7 @@ from core.models import (
     StoredResponse,
     StorePatch,
 )
-from core.ports import CommerceStore
+from commerce.core.ports import CommerceStore
 from tests.conftest import new_tenant
 
 pytestmark = pytest.mark.contract

@@ -12,11 +12,11 @@ import falcon
 import falcon.testing
 import pytest
 
-from adapters.storage.memory import MemoryStore
-from core.auth import Principal, Role
-from core.errors import Unauthorized
-from core.models import Chain, InventoryLevel, Item, NewChain, NewItem, NewStore, Store
-from entrypoints.http.app import create_app
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import Unauthorized
+from commerce.core.models import Chain, InventoryLevel, Item, NewChain, NewItem, NewStore, Store
+from commerce.entrypoints.http.app import create_app
 
 ACME = "acme"
 GLOBEX = "globex"

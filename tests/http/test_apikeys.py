@@ -12,18 +12,22 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from adapters.auth.apikeys import DEFAULT_CACHE_SECONDS, DEFAULT_TOUCH_SECONDS, ApiKeyAuthenticator
-from adapters.storage.memory import MemoryStore
-from adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine
-from core.apikeys import NewApiKey, new_api_key, parse_api_key
-from core.auth import Principal, Role
-from core.errors import Misconfigured, StorageUnavailable
-from core.ports import CommerceStore
-from entrypoints.config import Settings
-from entrypoints.http.app import create_app
-from entrypoints.wiring import make_authenticators
-from plugins import get_plugin_manager
+from commerce.adapters.auth.apikeys import (
+    DEFAULT_CACHE_SECONDS,
+    DEFAULT_TOUCH_SECONDS,
+    ApiKeyAuthenticator,
+)
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine
+from commerce.core.apikeys import NewApiKey, new_api_key, parse_api_key
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import Misconfigured, StorageUnavailable
+from commerce.core.ports import CommerceStore
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.wiring import make_authenticators
+from commerce.plugins import get_plugin_manager
 from tests.http.conftest import (
     ACME,
     GLOBEX,

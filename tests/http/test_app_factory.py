@@ -8,11 +8,11 @@ import falcon
 import falcon.testing
 import pytest
 
-from core.errors import Misconfigured
-from core.events import LogEvent
-from entrypoints.config import Settings
-from entrypoints.http.app import get_app
-from plugins import get_plugin_manager
+from commerce.core.errors import Misconfigured
+from commerce.core.events import LogEvent
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import get_app
+from commerce.plugins import get_plugin_manager
 
 pytestmark = pytest.mark.http
 

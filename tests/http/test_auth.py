@@ -6,10 +6,10 @@ import falcon
 import falcon.testing
 import pytest
 
-from core.auth import Principal, Role
-from core.errors import Unauthorized
-from entrypoints.http.app import create_app
-from entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import Unauthorized
+from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
 from tests.http.conftest import (
     ACME,
     GLOBEX,

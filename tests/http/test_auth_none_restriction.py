@@ -7,10 +7,10 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
-from core.errors import Misconfigured
-from entrypoints.config import Settings
-from entrypoints.http.app import get_app
-from plugins import get_plugin_manager
+from commerce.core.errors import Misconfigured
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import get_app
+from commerce.plugins import get_plugin_manager
 
 pytestmark = pytest.mark.http
 

@@ -9,7 +9,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from entrypoints.http.app import create_app
+from commerce.entrypoints.http.app import create_app
 from tests.http.conftest import ADMIN_TOKEN, PRINCIPALS, App, Seed, TokenAuthenticator, client_for
 from tests.http.test_errors import assert_problem
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
-from entrypoints.http.conditional import etag_of
+from commerce.entrypoints.http.conditional import etag_of
 from tests.http.conftest import Seed
 from tests.http.test_errors import assert_problem
 

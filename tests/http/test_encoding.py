@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from adapters.storage.memory import MemoryStore
-from core.models import InventoryLevel, Item, NewChain, NewItem
-from entrypoints.http.app import create_app
-from entrypoints.http.media import encode_row, encode_rows
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.models import InventoryLevel, Item, NewChain, NewItem
+from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.http.media import encode_row, encode_rows
 from tests.http.conftest import ACME, PRINCIPALS, TokenAuthenticator, client_for
 
 pytestmark = pytest.mark.http

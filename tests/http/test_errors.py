@@ -11,9 +11,9 @@ import falcon
 import falcon.testing
 import pytest
 
-from adapters.storage.memory import MemoryStore
-from core.auth import Role
-from core.errors import (
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.auth import Role
+from commerce.core.errors import (
     CommerceError,
     Conflict,
     Forbidden,
@@ -24,11 +24,11 @@ from core.errors import (
     StorageUnavailable,
     Unauthorized,
 )
-from core.events import LogEvent
-from entrypoints.http import app as app_module
-from entrypoints.http.app import create_app
-from entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
-from entrypoints.http.routes import required_roles
+from commerce.core.events import LogEvent
+from commerce.entrypoints.http import app as app_module
+from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
+from commerce.entrypoints.http.routes import required_roles
 from tests.http.conftest import (
     ACME,
     PRINCIPALS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import falcon.testing
 import pytest
 
-from core.auth import Role
-from entrypoints.http.routes import ROUTES, Operation, Route
+from commerce.core.auth import Role
+from commerce.entrypoints.http.routes import ROUTES, Operation, Route
 from tests.http.conftest import READER_TOKEN, WRITER_TOKEN, Seed
 
 pytestmark = pytest.mark.http

@@ -8,10 +8,10 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from adapters.storage.memory import MemoryStore
-from core.errors import Conflict, StorageUnavailable
-from core.models import StoredResponse
-from entrypoints.http.app import create_app
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.errors import Conflict, StorageUnavailable
+from commerce.core.models import StoredResponse
+from commerce.entrypoints.http.app import create_app
 from tests.http.conftest import (
     ADMIN_TOKEN,
     GLOBEX_ADMIN_TOKEN,
@@ -222,7 +222,7 @@ def test_keys_are_kept_for_the_ttl_and_then_forgotten(monkeypatch: pytest.Monkey
     )
     client = client_for(app, ADMIN_TOKEN)
     # Purges run at most once a minute; let every request be due for one.
-    monkeypatch.setattr("entrypoints.http.idempotency.PURGE_EVERY", 0.0)
+    monkeypatch.setattr("commerce.entrypoints.http.idempotency.PURGE_EVERY", 0.0)
     client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k"))
 
     clock.now += timedelta(hours=47)
@@ -244,7 +244,7 @@ def test_a_ttl_below_a_day_counts_as_a_day(monkeypatch: pytest.MonkeyPatch) -> N
         store, [TokenAuthenticator(PRINCIPALS)], idempotency_ttl=timedelta(hours=1), clock=clock
     )
     client = client_for(app, ADMIN_TOKEN)
-    monkeypatch.setattr("entrypoints.http.idempotency.PURGE_EVERY", 0.0)
+    monkeypatch.setattr("commerce.entrypoints.http.idempotency.PURGE_EVERY", 0.0)
     client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k"))
     clock.now += timedelta(hours=23)
     replay = client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k"))

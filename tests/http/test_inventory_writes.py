@@ -7,7 +7,7 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from core.validation import MAX_ADJUSTMENTS, MAX_QUANTITY
+from commerce.core.validation import MAX_ADJUSTMENTS, MAX_QUANTITY
 from tests.http.conftest import Seed, walk
 from tests.http.test_errors import assert_problem
 

@@ -19,12 +19,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from adapters.auth.jwt import JwtAuthenticator
-from core.errors import Misconfigured
-from entrypoints.config import Settings
-from entrypoints.http.app import create_app, get_app
-from entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
-from plugins import get_plugin_manager
+from commerce.adapters.auth.jwt import JwtAuthenticator
+from commerce.core.errors import Misconfigured
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import create_app, get_app
+from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
+from commerce.plugins import get_plugin_manager
 from tests.http.conftest import ACME, GLOBEX, App, Seed
 
 pytestmark = pytest.mark.http

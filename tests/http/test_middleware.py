@@ -9,7 +9,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from core.events import LogEvent
+from commerce.core.events import LogEvent
 from tests.http.conftest import READER_TOKEN
 
 pytestmark = pytest.mark.http

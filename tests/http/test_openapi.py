@@ -11,11 +11,11 @@ import falcon.testing
 import pytest
 from openapi_spec_validator import validate
 
-from core.models import Chain, InventoryLevel, Item, Reason, Store
-from core.validation import MAX_ADJUSTMENTS, MAX_QUANTITY, NAME_MAX
-from entrypoints.http.bodies import COST_PATTERN
-from entrypoints.http.openapi import openapi_document
-from entrypoints.http.routes import ROUTES
+from commerce.core.models import Chain, InventoryLevel, Item, Reason, Store
+from commerce.core.validation import MAX_ADJUSTMENTS, MAX_QUANTITY, NAME_MAX
+from commerce.entrypoints.http.bodies import COST_PATTERN
+from commerce.entrypoints.http.openapi import openapi_document
+from commerce.entrypoints.http.routes import ROUTES
 from tests.http.conftest import App
 
 pytestmark = pytest.mark.http

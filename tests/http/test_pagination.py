@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 import falcon.testing
 import pytest
 
-from core.models import NewChain
-from core.pagination import encode_cursor
-from core.services import CHAINS, ITEMS
+from commerce.core.models import NewChain
+from commerce.core.pagination import encode_cursor
+from commerce.core.services import CHAINS, ITEMS
 from tests.http.conftest import ACME, Seed, next_link, walk
 
 pytestmark = pytest.mark.http

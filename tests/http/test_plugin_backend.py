@@ -8,13 +8,13 @@ from decimal import Decimal
 import falcon.testing
 import pytest
 
-import plugins
-from adapters.storage.memory import MemoryStore
-from core.models import DEFAULT_TENANT, NewChain, NewItem, NewStore
-from entrypoints.config import Settings
-from entrypoints.http.app import get_app
-from entrypoints.wiring import storage_schemes
-from plugins import get_plugin_manager
+from commerce import plugins
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.models import DEFAULT_TENANT, NewChain, NewItem, NewStore
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import get_app
+from commerce.entrypoints.wiring import storage_schemes
+from commerce.plugins import get_plugin_manager
 
 pytestmark = pytest.mark.http
 

@@ -6,12 +6,12 @@ import falcon
 import falcon.testing
 import pytest
 
-from core.errors import Misconfigured
-from entrypoints.config import Settings
-from entrypoints.http.app import create_app, get_app
-from entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
-from entrypoints.http.ratelimit import RatePolicy, TokenBuckets, parse_policy
-from plugins import get_plugin_manager
+from commerce.core.errors import Misconfigured
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import create_app, get_app
+from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
+from commerce.entrypoints.http.ratelimit import RatePolicy, TokenBuckets, parse_policy
+from commerce.plugins import get_plugin_manager
 from tests.http.conftest import (
     GLOBEX_TOKEN,
     PRINCIPALS,

@@ -8,7 +8,7 @@ from decimal import Decimal
 import falcon.testing
 import pytest
 
-from core.models import NewItem
+from commerce.core.models import NewItem
 from tests.http.conftest import ACME, GLOBEX_TOKEN, App, Seed, client_for
 
 pytestmark = pytest.mark.http

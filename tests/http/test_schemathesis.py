@@ -18,12 +18,12 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import PositiveDataAcceptanceConfig
 
-from adapters.storage.memory import MemoryStore
-from core.auth import Principal, Role
-from core.errors import InvalidInput
-from core.services import parse_timestamp
-from entrypoints.demo import load_demo
-from entrypoints.http.app import create_app
+from commerce.adapters.storage.memory import MemoryStore
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import InvalidInput
+from commerce.core.services import parse_timestamp
+from commerce.entrypoints.demo import load_demo
+from commerce.entrypoints.http.app import create_app
 from tests.http.conftest import TokenAuthenticator
 
 pytestmark = pytest.mark.http

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.auth import Principal, Role
-from core.errors import Unauthorized
-from core.models import ChangeFilter, NewChain, NewItem, NewStore
-from core.ports import CommerceStore
-from entrypoints.http.app import create_app
-from entrypoints.http.routes import ROUTES, Operation, Route
+from commerce.core.auth import Principal, Role
+from commerce.core.errors import Unauthorized
+from commerce.core.models import ChangeFilter, NewChain, NewItem, NewStore
+from commerce.core.ports import CommerceStore
+from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.http.routes import ROUTES, Operation, Route
 from tests.conftest import new_tenant
 
 pytestmark = pytest.mark.property

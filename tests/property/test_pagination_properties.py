@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import services
-from core.errors import InvalidInput
-from core.models import NewChain, NewItem, NewStore
-from core.pagination import Page, PageRequest, decode_cursor, encode_cursor
-from core.ports import CommerceStore
+from commerce.core import services
+from commerce.core.errors import InvalidInput
+from commerce.core.models import NewChain, NewItem, NewStore
+from commerce.core.pagination import Page, PageRequest, decode_cursor, encode_cursor
+from commerce.core.ports import CommerceStore
 from tests.conftest import new_tenant
 
 pytestmark = pytest.mark.property

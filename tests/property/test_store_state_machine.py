@@ -20,10 +20,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from core import services
-from core.errors import Conflict, InsufficientStock
-from core.models import Adjustment, ChangeFilter, NewChain, NewItem, NewStore, Reason
-from core.ports import CommerceStore
+from commerce.core import services
+from commerce.core.errors import Conflict, InsufficientStock
+from commerce.core.models import Adjustment, ChangeFilter, NewChain, NewItem, NewStore, Reason
+from commerce.core.ports import CommerceStore
 from tests.conftest import new_tenant
 
 pytestmark = pytest.mark.property

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine
 from tests.backends import postgres_required, postgres_url, with_driver
 
 _reachable: dict[str, str | None] = {}

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from adapters.storage.sql import SqlBulkLoader, open_sql_store
-from adapters.storage.sql.schema import migrations
-from entrypoints.cli import main
-from entrypoints.cli.context import CliContext
-from entrypoints.config import Settings
+from commerce.adapters.storage.sql import SqlBulkLoader, open_sql_store
+from commerce.adapters.storage.sql.schema import migrations
+from commerce.entrypoints.cli import main
+from commerce.entrypoints.cli.context import CliContext
+from commerce.entrypoints.config import Settings
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from adapters.storage.sql import SqlOptions, SqlStore, open_sql_store
-from adapters.storage.sql.engine import create_engine
-from core.errors import Misconfigured, StorageUnavailable
-from core.models import NewChain, NewItem, NewStore
+from commerce.adapters.storage.sql import SqlOptions, SqlStore, open_sql_store
+from commerce.adapters.storage.sql.engine import create_engine
+from commerce.core.errors import Misconfigured, StorageUnavailable
+from commerce.core.models import NewChain, NewItem, NewStore
 from tests.storage.tcpproxy import Blackhole, TcpProxy
 
 FAST = SqlOptions(connect_timeout=2, statement_timeout=1, pool_timeout=2, retry_attempts=2)

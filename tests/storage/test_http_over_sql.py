@@ -9,11 +9,11 @@ import pytest
 from falcon import testing
 from sqlalchemy.engine import make_url
 
-from adapters.auth.none import NoAuthentication
-from adapters.storage.sql import SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine
-from core.models import NewChain, NewItem, NewStore
-from entrypoints.http.app import create_app
+from commerce.adapters.auth.none import NoAuthentication
+from commerce.adapters.storage.sql import SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine
+from commerce.core.models import NewChain, NewItem, NewStore
+from commerce.entrypoints.http.app import create_app
 
 
 def _client(store: SqlStore, tenant: str = "t") -> testing.TestClient:

@@ -14,12 +14,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine, sqlite_later
-from adapters.storage.sql.ids import IdGenerator
-from adapters.storage.sql.transactions import Transactor
-from core.errors import Conflict, InsufficientStock
-from core.models import (
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine, sqlite_later
+from commerce.adapters.storage.sql.ids import IdGenerator
+from commerce.adapters.storage.sql.transactions import Transactor
+from commerce.core.errors import Conflict, InsufficientStock
+from commerce.core.models import (
     Adjustment,
     ChainPatch,
     ChangeFilter,

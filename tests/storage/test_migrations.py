@@ -12,11 +12,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore, schema
-from adapters.storage.sql.engine import create_engine
-from adapters.storage.sql.tables import metadata
-from core.errors import StorageUnavailable
-from core.models import Adjustment, ChangeFilter, NewChain, NewItem, NewStore, Reason
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore, schema
+from commerce.adapters.storage.sql.engine import create_engine
+from commerce.adapters.storage.sql.tables import metadata
+from commerce.core.errors import StorageUnavailable
+from commerce.core.models import Adjustment, ChangeFilter, NewChain, NewItem, NewStore, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_SQL = ROOT / "docs" / "schema.sql"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from adapters.storage.sql import SqlStore
-from adapters.storage.sql.tables import metadata
-from core.models import (
+from commerce.adapters.storage.sql import SqlStore
+from commerce.adapters.storage.sql.tables import metadata
+from commerce.core.models import (
     Adjustment,
     ChainPatch,
     ChangeFilter,

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from adapters.storage.sql import SqlStore
-from adapters.storage.sql.ids import EPOCH_MS, MAX_ID, IdGenerator
-from core.errors import InvalidInput
-from core.models import NewChain, NewItem
+from commerce.adapters.storage.sql import SqlStore
+from commerce.adapters.storage.sql.ids import EPOCH_MS, MAX_ID, IdGenerator
+from commerce.core.errors import InvalidInput
+from commerce.core.models import NewChain, NewItem
 
 
 def test_ids_are_exact_in_javascript_and_increase_within_a_process() -> None:

@@ -11,11 +11,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from adapters.storage.sql import SqlOptions, SqlStore
-from adapters.storage.sql.engine import create_engine, sqlstate
-from adapters.storage.sql.transactions import Transactor
-from core.errors import StorageUnavailable
-from core.models import NewChain, NewItem, NewStore
+from commerce.adapters.storage.sql import SqlOptions, SqlStore
+from commerce.adapters.storage.sql.engine import create_engine, sqlstate
+from commerce.adapters.storage.sql.transactions import Transactor
+from commerce.core.errors import StorageUnavailable
+from commerce.core.models import NewChain, NewItem, NewStore
 
 BARRIER_TIMEOUT = 30
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from adapters.storage.sql.bulk import SqlBulkLoader
-from adapters.storage.sql.engine import SCHEMES, SqlOptions, create_engine, handles
-from adapters.storage.sql.schema import AlembicSchemaManager
-from adapters.storage.sql.store import SqlStore
-from core.ports import CommerceStore
-from plugins import hookimpl
+from commerce.adapters.storage.sql.bulk import SqlBulkLoader
+from commerce.adapters.storage.sql.engine import SCHEMES, SqlOptions, create_engine, handles
+from commerce.adapters.storage.sql.schema import AlembicSchemaManager
+from commerce.adapters.storage.sql.store import SqlStore
+from commerce.core.ports import CommerceStore
+from commerce.plugins import hookimpl
 
 __all__ = ["AlembicSchemaManager", "SqlBulkLoader", "SqlOptions", "SqlStore", "open_sql_store"]
 

@@ -14,10 +14,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters.storage.sql.ids import IdGenerator, default_ids
-from adapters.storage.sql.store import SqlStore
-from adapters.storage.sql.tables import chains, inventory_changes, inventory_levels, items, stores
-from core.models import NewChain, NewItem, NewStore, Reason
+from commerce.adapters.storage.sql.ids import IdGenerator, default_ids
+from commerce.adapters.storage.sql.store import SqlStore
+from commerce.adapters.storage.sql.tables import (
+    chains,
+    inventory_changes,
+    inventory_levels,
+    items,
+    stores,
+)
+from commerce.core.models import NewChain, NewItem, NewStore, Reason
 
 LEVEL_COLUMNS = ("store_id", "item_id", "tenant_id", "quantity", "updated_at")
 CHANGE_COLUMNS = (

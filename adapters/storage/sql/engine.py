@@ -14,7 +14,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from core.errors import Misconfigured, StorageUnavailable
+from commerce.core.errors import Misconfigured, StorageUnavailable
 
 SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "cockroachdb", "cockroachdb+psycopg")
 """The URL schemes this plugin opens; ``postgresql://`` and ``cockroachdb://`` mean psycopg 3."""

@@ -13,7 +13,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import exc
 
-from adapters.storage.sql.engine import (
+from commerce.adapters.storage.sql.engine import (
     UNDEFINED_TABLE,
     SqlOptions,
     create_engine,

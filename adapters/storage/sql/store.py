@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from adapters.storage.sql import schema
-from adapters.storage.sql.engine import SQLITE_LATER, UPGRADE_HINT, SqlOptions, display
-from adapters.storage.sql.ids import IdGenerator, default_ids
-from adapters.storage.sql.tables import (
+from commerce.adapters.storage.sql import schema
+from commerce.adapters.storage.sql.engine import SQLITE_LATER, UPGRADE_HINT, SqlOptions, display
+from commerce.adapters.storage.sql.ids import IdGenerator, default_ids
+from commerce.adapters.storage.sql.tables import (
     MAX_MONEY,
     MONEY_SCALE,
     UtcDateTime,
@@ -30,10 +30,10 @@ from adapters.storage.sql.tables import (
     stores,
     tenants,
 )
-from adapters.storage.sql.transactions import Transactor
-from core.apikeys import ApiKey
-from core.auth import Role
-from core.errors import (
+from commerce.adapters.storage.sql.transactions import Transactor
+from commerce.core.apikeys import ApiKey
+from commerce.core.auth import Role
+from commerce.core.errors import (
     Conflict,
     IdempotencyMismatch,
     InsufficientStock,
@@ -42,7 +42,7 @@ from core.errors import (
     PreconditionFailed,
     StorageUnavailable,
 )
-from core.models import (
+from commerce.core.models import (
     Adjustment,
     Chain,
     ChainPatch,

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from adapters.storage.sql.engine import SqlOptions, is_retryable, translate
-from core.errors import StorageUnavailable
-from core.events import LogEvent
+from commerce.adapters.storage.sql.engine import SqlOptions, is_retryable, translate
+from commerce.core.errors import StorageUnavailable
+from commerce.core.events import LogEvent
 
 T = TypeVar("T")
 

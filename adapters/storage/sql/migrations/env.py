@@ -1,4 +1,4 @@
-"""Alembic's environment, driven by ``adapters.storage.sql.schema``: no alembic.ini needed.
+"""Alembic's environment, driven by ``commerce.adapters.storage.sql.schema``: no alembic.ini needed.
 
 Online, the caller hands over a connection in ``config.attributes["connection"]``; offline
 (``--sql``), ``config.attributes["url"]`` only names the dialect to write SQL for.
