@@ -1,8 +1,14 @@
-"""The ports: what the core needs from storage and authentication, as Protocols."""
+"""The ports: what the core needs from storage and authentication, as small Protocols.
+
+Storage is split by concern (``Catalogue``, ``Inventory``, ``IdempotencyRecords``,
+``ApiKeys``); a backend hands back one ``Storage`` bundle of them. Adapters satisfy a
+Protocol without inheriting from it; mypy and the contract suites check that they conform.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -28,30 +34,21 @@ from commerce.core.models import (
 
 
 @runtime_checkable
-class CommerceStore(Protocol):
-    """Storage for every tenant's chains, stores, items and inventory levels.
+class Catalogue(Protocol):
+    """Tenants, and every tenant's chains, stores and items.
 
     Every read and write names the tenant first: a caller cannot reach data without saying
     whose it is, and a row of another tenant is treated exactly as a missing one.
 
-    List methods are keyset-paginated: they return, ordered by key ascending, at most
+    List methods are keyset-paginated: they return, ordered by ``id`` ascending, at most
     ``limit`` rows whose key is greater than ``after`` (``None`` means from the start).
-    The key is the row's ``id``; for inventory levels of a store it is ``item_id`` and
-    for the levels of an item across stores it is ``store_id``.
+    Rows arrive valid (the use cases check them with ``core.validation``); the business
+    rules (versions, delete guards) come from ``core.rules``.
     """
-
-    # -- lifecycle -------------------------------------------------------------------
-    def check(self) -> None:
-        """Raise ``StorageUnavailable`` unless the store can answer queries right now."""
-        ...
-
-    def close(self) -> None:
-        """Release connections and other resources; the store is not used afterwards."""
-        ...
 
     # -- tenants ---------------------------------------------------------------------
     def create_tenant(self, tenant_id: str, name: str) -> Tenant:
-        """Create a tenant; ``Conflict`` if the id is taken."""
+        """Create a tenant; ``TenantExists`` if the id is taken."""
         ...
 
     def get_tenant(self, tenant_id: str) -> Tenant | None: ...
@@ -73,6 +70,85 @@ class CommerceStore(Protocol):
 
     def get_item(self, tenant: str, item_id: int) -> Item | None: ...
 
+    # -- writes ----------------------------------------------------------------------
+    def create_chain(self, tenant: str, new: NewChain) -> Chain:
+        """``NotFound`` if the tenant does not exist."""
+        ...
+
+    def create_store(self, tenant: str, new: NewStore) -> Store:
+        """``NotFound`` if the chain is not the tenant's."""
+        ...
+
+    def create_item(self, tenant: str, new: NewItem) -> Item:
+        """``SkuTaken`` if the tenant already has an item with that ``sku``."""
+        ...
+
+    def update_chain(
+        self,
+        tenant: str,
+        chain_id: int,
+        patch: ChainPatch,
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Chain:
+        """Apply the patch's non-``None`` fields; ``updated_at`` moves strictly forward.
+
+        ``NotFound`` unless the chain is the tenant's; ``VersionMismatch`` when
+        ``expected_updated_at`` is given and the row's differs (it changed meanwhile).
+        Every ``update_*`` and ``delete_*`` method below follows the same two rules.
+        """
+        ...
+
+    def delete_chain(
+        self, tenant: str, chain_id: int, *, expected_updated_at: datetime | None = None
+    ) -> None:
+        """``ChainHasStores`` while the chain still has stores (``rules.chain_delete_guard``)."""
+        ...
+
+    def update_store(
+        self,
+        tenant: str,
+        store_id: int,
+        patch: StorePatch,
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Store: ...
+
+    def delete_store(
+        self, tenant: str, store_id: int, *, expected_updated_at: datetime | None = None
+    ) -> None:
+        """``StoreHasStock`` while any level at the store is above zero.
+
+        Its levels (all zero) go with it; its ledger entries stay, as history.
+        """
+        ...
+
+    def update_item(
+        self,
+        tenant: str,
+        item_id: int,
+        patch: ItemPatch,
+        *,
+        expected_updated_at: datetime | None = None,
+    ) -> Item:
+        """``SkuTaken`` if the new ``sku`` is another item's."""
+        ...
+
+    def delete_item(
+        self, tenant: str, item_id: int, *, expected_updated_at: datetime | None = None
+    ) -> None:
+        """``ItemHasStock`` while any level of the item is above zero; zero levels go with it."""
+        ...
+
+
+@runtime_checkable
+class Inventory(Protocol):
+    """Inventory levels, their atomic set and adjust, the change ledger, and levels as of a time.
+
+    Keyset-paginated like ``Catalogue``: for the levels of a store the key is ``item_id``,
+    for the levels of an item across stores it is ``store_id``, for the ledger ``id``.
+    """
+
     def list_levels(
         self,
         tenant: str,
@@ -91,76 +167,6 @@ class CommerceStore(Protocol):
         """One item's levels across the tenant's stores, ordered by ``store_id``."""
         ...
 
-    # -- writes ----------------------------------------------------------------------
-    def create_chain(self, tenant: str, new: NewChain) -> Chain:
-        """``NotFound`` if the tenant does not exist."""
-        ...
-
-    def create_store(self, tenant: str, new: NewStore) -> Store:
-        """``NotFound`` if the chain is not the tenant's."""
-        ...
-
-    def create_item(self, tenant: str, new: NewItem) -> Item:
-        """``Conflict`` if the tenant already has an item with that ``sku``."""
-        ...
-
-    def update_chain(
-        self,
-        tenant: str,
-        chain_id: int,
-        patch: ChainPatch,
-        *,
-        expected_updated_at: datetime | None = None,
-    ) -> Chain:
-        """Apply the patch's non-``None`` fields; ``updated_at`` moves strictly forward.
-
-        ``NotFound`` unless the chain is the tenant's; ``PreconditionFailed`` when
-        ``expected_updated_at`` is given and the row's differs (it changed meanwhile).
-        Every ``update_*`` and ``delete_*`` method below follows the same two rules.
-        """
-        ...
-
-    def delete_chain(
-        self, tenant: str, chain_id: int, *, expected_updated_at: datetime | None = None
-    ) -> None:
-        """``Conflict`` while the chain still has stores."""
-        ...
-
-    def update_store(
-        self,
-        tenant: str,
-        store_id: int,
-        patch: StorePatch,
-        *,
-        expected_updated_at: datetime | None = None,
-    ) -> Store: ...
-
-    def delete_store(
-        self, tenant: str, store_id: int, *, expected_updated_at: datetime | None = None
-    ) -> None:
-        """``Conflict`` while any level at the store is above zero.
-
-        Its levels (all zero) go with it; its ledger entries stay, as history.
-        """
-        ...
-
-    def update_item(
-        self,
-        tenant: str,
-        item_id: int,
-        patch: ItemPatch,
-        *,
-        expected_updated_at: datetime | None = None,
-    ) -> Item:
-        """``Conflict`` if the new ``sku`` is another item's."""
-        ...
-
-    def delete_item(
-        self, tenant: str, item_id: int, *, expected_updated_at: datetime | None = None
-    ) -> None:
-        """``Conflict`` while any level of the item is above zero; zero levels go with it."""
-        ...
-
     # -- inventory -------------------------------------------------------------------
     def set_quantity(
         self,
@@ -177,7 +183,7 @@ class CommerceStore(Protocol):
 
         One transaction: the level (created if missing; a missing level holds 0) and a ledger
         entry with ``delta = quantity - before`` and reason ``count``, even when the delta is 0.
-        ``Conflict`` with ``extra={"current_quantity": before}`` when ``expected_quantity``
+        ``QuantityMismatch`` (``rules.check_expected_quantity``) when ``expected_quantity``
         is given and differs from ``before``. ``NotFound`` unless store and item are the tenant's.
         """
         ...
@@ -225,6 +231,11 @@ class CommerceStore(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class IdempotencyRecords(Protocol):
+    """What became of each request sent with an ``Idempotency-Key``, per tenant."""
+
     # -- idempotency keys --------------------------------------------------------------
     def claim_idempotency_key(
         self, tenant: str, key: str, fingerprint: str, *, stale_after: timedelta
@@ -234,7 +245,8 @@ class CommerceStore(Protocol):
         ``None``: the caller now holds the key and runs the request, then calls
         ``complete_idempotency_key`` or ``release_idempotency_key``. A ``StoredResponse``:
         the same request (same ``fingerprint``) already finished; replay it.
-        ``IdempotencyMismatch``: the key was used for a different request. ``Conflict``: the
+        ``IdempotencyMismatch``: the key was used for a different request.
+        ``IdempotencyInProgress``: the
         same request is still running (claimed less than ``stale_after`` ago); a claim
         older than that is taken over, as its holder is presumed dead.
         """
@@ -252,11 +264,16 @@ class CommerceStore(Protocol):
         """Forget keys claimed before ``older_than``; returns how many went."""
         ...
 
+
+@runtime_checkable
+class ApiKeys(Protocol):
+    """API keys: only the digest of a key's secret is ever given to or kept by the port."""
+
     # -- API keys --------------------------------------------------------------------
     def create_api_key(self, tenant: str, role: Role, prefix: str, secret_hash: str) -> ApiKey:
         """Keep a new key; only the digest of its secret is given, and never returned.
 
-        ``NotFound`` if the tenant does not exist; ``Conflict`` if the prefix is taken.
+        ``NotFound`` if the tenant does not exist; ``ApiKeyPrefixTaken`` if the prefix is taken.
         """
         ...
 
@@ -277,6 +294,29 @@ class CommerceStore(Protocol):
     def touch_api_key(self, key_id: int, at: datetime) -> None:
         """Record a use at ``at``; ``last_used_at`` never moves back. Unknown ids are ignored."""
         ...
+
+
+@dataclass(frozen=True, eq=False)
+class Storage:
+    """What a storage backend hands back: one object per port, plus ``check`` and ``close``.
+
+    Each consumer is given only the port it uses: the use cases the catalogue and inventory,
+    the idempotency layer ``idempotency``, the API-key authenticator ``api_keys``.
+    ``check()`` raises ``StorageUnavailable`` unless the storage can answer queries right
+    now (reachable, schema current); ``close()`` releases connections and other resources.
+    """
+
+    catalogue: Catalogue
+    inventory: Inventory
+    idempotency: IdempotencyRecords
+    api_keys: ApiKeys
+    check: Callable[[], None]
+    close: Callable[[], None]
+    name: str = "storage"
+    """How logs and ``repr`` name it; never a password."""
+
+    def __repr__(self) -> str:
+        return f"Storage({self.name})"
 
 
 @runtime_checkable
@@ -318,7 +358,7 @@ class BulkLoader(Protocol):
     """Loads many rows per statement, for seeding and imports, never for a request.
 
     Ids come back in the order the rows were given. The database's constraints still hold
-    (a batch that breaks one is refused whole); the per-row checks of ``CommerceStore``
+    (a batch that breaks one is refused whole); the per-row checks of the use cases
     are not repeated, so the caller passes only chains, stores and items of ``tenant``.
     """
 

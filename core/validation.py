@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from commerce.core.errors import InvalidInput
 from commerce.core.models import (
+    TENANT_ID_PATTERN,
     Adjustment,
     ChainPatch,
     ItemPatch,
@@ -112,6 +113,21 @@ def delta(field: str, value: int) -> int:
 
 def reference(field: str, value: str | None) -> str | None:
     return None if value is None else text(field, value, max_length=REFERENCE_MAX)
+
+
+def tenant_id(field: str, value: str) -> str:
+    """A tenant id: lower-case letters, digits, - and _, at most 63, starting with a letter
+    or digit (it appears in URLs, logs and JWT claims, so it stays plain)."""
+    if not TENANT_ID_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            field,
+            f"{value[:80]!r} is not a tenant id: lower-case letters, digits, - and _, at most 63",
+        )
+    return value
+
+
+def tenant_name(field: str, value: str) -> str:
+    return text(field, value, max_length=NAME_MAX, required=True)
 
 
 def new_chain(new: NewChain) -> NewChain:

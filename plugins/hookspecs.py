@@ -1,70 +1,77 @@
-"""The plugin contract: every hook a storage or auth backend, built-in or not, may implement."""
+"""The plugin contract: the hooks, and what a storage or auth backend describes itself with.
+
+A plugin provides backends by answering ``commerce_storage_backends`` or
+``commerce_authenticators`` with descriptions. The plugin manager's caller
+(``commerce.plugins.registry``) collects every answer once, builds the scheme and name maps,
+and refuses two plugins that claim the same scheme or name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import pluggy
 
-from commerce.core.ports import Authenticator, BulkLoader, CommerceStore, SchemaManager
+from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
 
 PROJECT = "commerce"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+Settings = Mapping[str, str]
+"""The service's configuration as plugins see it: every ``COMMERCE_*`` variable, lower-cased
+and without the prefix (``db_pool_size``), plus ``database_url`` and ``tenant``."""
 
-@hookspec(firstresult=True)
-def commerce_open_store(url: str, settings: Mapping[str, str]) -> CommerceStore | None:
-    """Open a store for ``url`` if its scheme is this plugin's; return ``None`` otherwise.
 
-    The first non-``None`` answer wins; plugins registered later are asked first, so an
-    installed plugin can take over a scheme from a built-in one. ``settings`` holds the
-    service's configuration (timeouts, pool sizes) as strings. Raise
-    ``commerce.core.errors.StorageUnavailable`` if the URL is this plugin's but cannot be opened.
+@dataclass(frozen=True)
+class StorageBackend:
+    """A storage backend: the URL schemes it opens and how.
+
+    ``open(url, settings)`` returns the ``Storage`` bundle without connecting (a database
+    that is down at start becomes usable later; ``Storage.check`` says why not meanwhile).
+    ``schema_manager(url, settings)``, if the backend keeps a schema, migrates it.
+    ``bulk_loader(storage)``, if the backend has one, loads many rows per statement for
+    ``commerce seed``; it returns ``None`` for a ``Storage`` that is not its own.
     """
+
+    name: str
+    schemes: tuple[str, ...]
+    open: Callable[[str, Settings], Storage]
+    schema_manager: Callable[[str, Settings], SchemaManager] | None = None
+    bulk_loader: Callable[[Storage], BulkLoader | None] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AuthenticatorProvider:
+    """An authenticator that ``COMMERCE_AUTH`` may name.
+
+    ``make(settings, storage)`` builds it; an authenticator that keeps its credentials in
+    storage takes only the port it needs (``storage.api_keys``). Raise
+    ``core.errors.Misconfigured`` when the settings it needs are missing or unsafe.
+    """
+
+    name: str
+    make: Callable[[Settings, Storage], Authenticator]
+    description: str = ""
 
 
 @hookspec
-def commerce_storage_schemes() -> list[str]:
-    """The URL schemes this plugin opens (``"memory"``, ``"sqlite"``...).
+def commerce_storage_backends() -> list[StorageBackend]:
+    """The storage backends this plugin provides. All answers are concatenated.
 
-    All answers are concatenated; they feed ``commerce plugins`` and the error that names the
-    schemes a URL could have used.
+    A URL scheme claimed by two backends stops the service at start with an error that
+    names both plugins.
     """
     return []
 
 
-@hookspec(firstresult=True)
-def commerce_schema_manager(url: str, settings: Mapping[str, str]) -> SchemaManager | None:
-    """The schema manager for ``url`` if this plugin's store keeps a schema; else ``None``.
-
-    The first non-``None`` answer wins. Stores without a schema (``memory://``) answer nothing,
-    and ``commerce db upgrade`` then says there is nothing to migrate.
-    """
-
-
-@hookspec(firstresult=True)
-def commerce_bulk_loader(store: CommerceStore) -> BulkLoader | None:
-    """A fast loader into ``store`` if it is this plugin's and has one; else ``None``.
-
-    The first non-``None`` answer wins. ``commerce seed`` falls back to the store's own
-    create methods, one row at a time, when no plugin answers.
-    """
-
-
-@hookspec(firstresult=True)
-def commerce_make_authenticator(
-    name: str, settings: Mapping[str, str], store: CommerceStore
-) -> Authenticator | None:
-    """Build the authenticator called ``name`` (one entry of ``COMMERCE_AUTH``), or ``None``.
-
-    The first non-``None`` answer wins. ``store`` is the open store, for authenticators that
-    keep their credentials there.
-    """
-
-
 @hookspec
-def commerce_authenticator_names() -> list[str]:
-    """The authenticator names this plugin builds. All answers are concatenated."""
+def commerce_authenticators() -> list[AuthenticatorProvider]:
+    """The authenticators this plugin provides. All answers are concatenated.
+
+    A name provided by two plugins stops the service at start with an error naming both.
+    """
     return []

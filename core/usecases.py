@@ -1,0 +1,312 @@
+"""Use cases: plain functions over the ports, the only way in for HTTP, the CLI and the seeder.
+
+Each takes only the ports it needs and validates its input with ``core.validation`` first,
+so every backend sees valid rows only. They never see HTTP or SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from commerce.core import validation
+from commerce.core.apikeys import ApiKey, new_api_key
+from commerce.core.auth import Role
+from commerce.core.errors import ApiKeyPrefixTaken, InvalidInput, NotFound
+from commerce.core.models import (
+    Adjustment,
+    Chain,
+    ChainPatch,
+    ChangeFilter,
+    InventoryLevel,
+    Item,
+    ItemPatch,
+    LedgerEntry,
+    NewChain,
+    NewItem,
+    NewStore,
+    Store,
+    StorePatch,
+    Tenant,
+)
+from commerce.core.pagination import Page, PageRequest
+from commerce.core.ports import ApiKeys, Catalogue, Inventory
+
+# Cursor kinds: a cursor issued by one list is refused by another.
+CHAINS = "chains"
+STORES = "stores"
+ITEMS = "items"
+STORE_LEVELS = "store-levels"
+ITEM_LEVELS = "item-levels"
+CHANGES = "changes"
+
+
+# -- tenants and API keys --------------------------------------------------------------
+
+API_KEY_ATTEMPTS = 3
+"""New prefixes to try when one is already taken (about one chance in 10^12 each)."""
+
+
+def create_tenant(catalogue: Catalogue, tenant_id: str, name: str | None = None) -> Tenant:
+    """A new tenant; its id is also its name unless one is given."""
+    tenant_id = validation.tenant_id("tenant", tenant_id)
+    name = tenant_id if name is None else name
+    return catalogue.create_tenant(tenant_id, validation.tenant_name("name", name))
+
+
+def list_tenants(catalogue: Catalogue) -> Sequence[Tenant]:
+    return catalogue.list_tenants()
+
+
+def get_tenant(catalogue: Catalogue, tenant_id: str) -> Tenant:
+    found = catalogue.get_tenant(validation.tenant_id("tenant", tenant_id))
+    if found is None:
+        raise NotFound("tenant", tenant_id)
+    return found
+
+
+def create_api_key(api_keys: ApiKeys, tenant: str, role: Role) -> tuple[str, ApiKey]:
+    """A new key of ``tenant``: the token, to be shown once, and the key as stored.
+
+    Only the digest of the secret reaches the port. A taken prefix is retried with a new key.
+    """
+    tenant = validation.tenant_id("tenant", tenant)
+    for _ in range(API_KEY_ATTEMPTS):
+        made = new_api_key()
+        try:
+            key = api_keys.create_api_key(tenant, role, made.prefix, made.secret_hash)
+        except ApiKeyPrefixTaken:
+            continue
+        return made.token, key
+    raise ApiKeyPrefixTaken()
+
+
+def list_api_keys(catalogue: Catalogue, api_keys: ApiKeys, tenant: str) -> Sequence[ApiKey]:
+    """The tenant's keys, revoked ones too; ``NotFound`` if there is no such tenant."""
+    get_tenant(catalogue, tenant)
+    return api_keys.list_api_keys(tenant)
+
+
+def revoke_api_key(api_keys: ApiKeys, key_id: int) -> ApiKey:
+    if key_id < 1:
+        raise InvalidInput("key_id", "must be a positive integer")
+    return api_keys.revoke_api_key(key_id)
+
+
+# -- catalogue reads ----------------------------------------------------------------------
+
+
+def list_chains(catalogue: Catalogue, tenant: str, page: PageRequest) -> Page[Chain]:
+    rows = catalogue.list_chains(tenant, after=page.after, limit=page.limit + 1)
+    return Page.from_rows(CHAINS, rows, page, key=lambda c: c.id)
+
+
+def get_chain(catalogue: Catalogue, tenant: str, chain_id: int) -> Chain:
+    chain = catalogue.get_chain(tenant, chain_id)
+    if chain is None:
+        raise NotFound("chain", chain_id)
+    return chain
+
+
+def list_chain_stores(
+    catalogue: Catalogue, tenant: str, chain_id: int, page: PageRequest
+) -> Page[Store]:
+    get_chain(catalogue, tenant, chain_id)
+    rows = catalogue.list_stores(tenant, chain_id, after=page.after, limit=page.limit + 1)
+    return Page.from_rows(STORES, rows, page, key=lambda s: s.id)
+
+
+def get_store(catalogue: Catalogue, tenant: str, store_id: int) -> Store:
+    found = catalogue.get_store(tenant, store_id)
+    if found is None:
+        raise NotFound("store", store_id)
+    return found
+
+
+def list_items(catalogue: Catalogue, tenant: str, page: PageRequest) -> Page[Item]:
+    rows = catalogue.list_items(tenant, after=page.after, limit=page.limit + 1)
+    return Page.from_rows(ITEMS, rows, page, key=lambda i: i.id)
+
+
+def get_item(catalogue: Catalogue, tenant: str, item_id: int) -> Item:
+    item = catalogue.get_item(tenant, item_id)
+    if item is None:
+        raise NotFound("item", item_id)
+    return item
+
+
+# -- catalogue writes ---------------------------------------------------------------------
+
+
+def create_chain(catalogue: Catalogue, tenant: str, new: NewChain) -> Chain:
+    return catalogue.create_chain(tenant, validation.new_chain(new))
+
+
+def update_chain(
+    catalogue: Catalogue,
+    tenant: str,
+    chain_id: int,
+    patch: ChainPatch,
+    expected_updated_at: datetime | None = None,
+) -> Chain:
+    return catalogue.update_chain(
+        tenant, chain_id, validation.chain_patch(patch), expected_updated_at=expected_updated_at
+    )
+
+
+def delete_chain(
+    catalogue: Catalogue, tenant: str, chain_id: int, expected_updated_at: datetime | None = None
+) -> None:
+    catalogue.delete_chain(tenant, chain_id, expected_updated_at=expected_updated_at)
+
+
+def create_store(catalogue: Catalogue, tenant: str, new: NewStore) -> Store:
+    return catalogue.create_store(tenant, validation.new_store(new))
+
+
+def update_store(
+    catalogue: Catalogue,
+    tenant: str,
+    store_id: int,
+    patch: StorePatch,
+    expected_updated_at: datetime | None = None,
+) -> Store:
+    return catalogue.update_store(
+        tenant, store_id, validation.store_patch(patch), expected_updated_at=expected_updated_at
+    )
+
+
+def delete_store(
+    catalogue: Catalogue, tenant: str, store_id: int, expected_updated_at: datetime | None = None
+) -> None:
+    catalogue.delete_store(tenant, store_id, expected_updated_at=expected_updated_at)
+
+
+def create_item(catalogue: Catalogue, tenant: str, new: NewItem) -> Item:
+    return catalogue.create_item(tenant, validation.new_item(new))
+
+
+def update_item(
+    catalogue: Catalogue,
+    tenant: str,
+    item_id: int,
+    patch: ItemPatch,
+    expected_updated_at: datetime | None = None,
+) -> Item:
+    return catalogue.update_item(
+        tenant, item_id, validation.item_patch(patch), expected_updated_at=expected_updated_at
+    )
+
+
+def delete_item(
+    catalogue: Catalogue, tenant: str, item_id: int, expected_updated_at: datetime | None = None
+) -> None:
+    catalogue.delete_item(tenant, item_id, expected_updated_at=expected_updated_at)
+
+
+# -- inventory ----------------------------------------------------------------------------
+
+
+def list_store_inventory(
+    catalogue: Catalogue,
+    inventory: Inventory,
+    tenant: str,
+    store_id: int,
+    page: PageRequest,
+    item_ids: list[int] | None = None,
+    as_of: datetime | None = None,
+) -> Page[InventoryLevel]:
+    """A store's levels; with ``item_ids``, only those items (items with no level left out).
+
+    With ``as_of``, the levels as they were then, derived from the change ledger.
+    """
+    get_store(catalogue, tenant, store_id)
+    if as_of is None:
+        rows = inventory.list_levels(
+            tenant, store_id, item_ids=item_ids, after=page.after, limit=page.limit + 1
+        )
+    else:
+        rows = inventory.list_levels_as_of(
+            tenant, store_id, as_of, item_ids=item_ids, after=page.after, limit=page.limit + 1
+        )
+    return Page.from_rows(STORE_LEVELS, rows, page, key=lambda lv: lv.item_id)
+
+
+def list_item_inventory(
+    catalogue: Catalogue, inventory: Inventory, tenant: str, item_id: int, page: PageRequest
+) -> Page[InventoryLevel]:
+    get_item(catalogue, tenant, item_id)
+    rows = inventory.list_item_levels(tenant, item_id, after=page.after, limit=page.limit + 1)
+    return Page.from_rows(ITEM_LEVELS, rows, page, key=lambda lv: lv.store_id)
+
+
+def get_level(
+    catalogue: Catalogue, inventory: Inventory, tenant: str, store_id: int, item_id: int
+) -> InventoryLevel:
+    get_store(catalogue, tenant, store_id)
+    rows = inventory.list_levels(tenant, store_id, item_ids=[item_id], after=None, limit=1)
+    if not rows:
+        raise NotFound("inventory level of item", item_id)
+    return rows[0]
+
+
+def find_level(
+    catalogue: Catalogue, inventory: Inventory, tenant: str, store_id: int, item_id: int
+) -> InventoryLevel | None:
+    """The level if there is one; ``NotFound`` unless store and item are the tenant's."""
+    get_store(catalogue, tenant, store_id)
+    get_item(catalogue, tenant, item_id)
+    rows = inventory.list_levels(tenant, store_id, item_ids=[item_id], after=None, limit=1)
+    return rows[0] if rows else None
+
+
+def set_quantity(
+    inventory: Inventory,
+    tenant: str,
+    store_id: int,
+    item_id: int,
+    quantity: int,
+    *,
+    actor: str,
+    expected_quantity: int | None = None,
+    reference: str | None = None,
+) -> InventoryLevel:
+    validation.quantity("quantity", quantity)
+    if expected_quantity is not None:
+        validation.quantity("expected_quantity", expected_quantity)
+    validation.reference("reference", reference)
+    return inventory.set_quantity(
+        tenant,
+        store_id,
+        item_id,
+        quantity,
+        actor=actor,
+        expected_quantity=expected_quantity,
+        reference=reference,
+    )
+
+
+def adjust_inventory(
+    inventory: Inventory,
+    tenant: str,
+    store_id: int,
+    adjustments: Sequence[Adjustment],
+    *,
+    actor: str,
+) -> Sequence[InventoryLevel]:
+    return inventory.adjust(tenant, store_id, validation.adjustments(adjustments), actor=actor)
+
+
+def list_changes(
+    catalogue: Catalogue,
+    inventory: Inventory,
+    tenant: str,
+    store_id: int,
+    where: ChangeFilter,
+    page: PageRequest,
+) -> Page[LedgerEntry]:
+    if where.since is not None and where.until is not None and where.since >= where.until:
+        raise InvalidInput("until", "must be later than since")
+    get_store(catalogue, tenant, store_id)
+    rows = inventory.list_changes(tenant, store_id, where, after=page.after, limit=page.limit + 1)
+    return Page.from_rows(CHANGES, rows, page, key=lambda e: e.id)
