@@ -1,4 +1,4 @@
--- The commerce schema for cockroachdb, at revision 0003.
+-- The commerce schema for cockroachdb, at revision 0004.
 -- Generated from the migrations by `commerce db upgrade --sql`; do not edit.
 -- Running it by hand leaves the database where `commerce db upgrade` would.
 CREATE TABLE alembic_version (
@@ -137,4 +137,18 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE INDEX IF NOT EXISTS ix_api_keys_tenant_id_id ON api_keys (tenant_id, id);
 
 UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+
+-- Running upgrade 0003 -> 0004
+
+ALTER TABLE tenants ADD CONSTRAINT ck_tenants_id_length CHECK (length(id) BETWEEN 1 AND 63);
+
+ALTER TABLE items ADD CONSTRAINT ck_items_cost_not_negative CHECK (cost >= 0);
+
+ALTER TABLE items ADD CONSTRAINT ck_items_sku_not_empty CHECK (sku <> '');
+
+ALTER TABLE inventory_changes ADD CONSTRAINT ck_inventory_changes_delta_not_zero CHECK (delta <> 0 OR reason = 'count');
+
+ALTER TABLE inventory_changes ADD CONSTRAINT ck_inventory_changes_quantity_before_not_negative CHECK (quantity_after - delta >= 0);
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 

@@ -18,7 +18,7 @@ from commerce.core.events import LogEvent
 from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.ratelimit import TokenBuckets, parse_policy
-from commerce.plugins import get_plugin_manager
+from commerce.plugins import check_hooks, get_plugin_manager
 from commerce.plugins.registry import Registry, scheme_of
 
 log = logging.getLogger("commerce.bootstrap")
@@ -30,6 +30,8 @@ class Runtime:
     def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None) -> None:
         self.settings = settings
         self.pm = get_plugin_manager() if pm is None else pm
+        # A manager handed in may have had plugins registered since it was made.
+        check_hooks(self.pm)
         self.registry = Registry(self.pm)
         self._opened = False
 

@@ -1,293 +1,98 @@
-"""The demo data set: three chains, their stores, a catalogue and stock levels; deterministic."""
+"""The demo as ``commerce serve --demo`` runs it: the data set loaded once, a key, the banner.
+
+The data set itself and how it is loaded are use cases (``commerce.core.seeding``); this
+module only drives them from the runtime and says, on the terminal, what to try.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import random
 from dataclasses import dataclass
-from decimal import Decimal
 
-from commerce.core.errors import Conflict
-from commerce.core.models import NewChain, NewItem, NewStore
-from commerce.core.ports import CommerceStore
-
-SEED = 20240611
-"""Fixed, so every load of the demo gives the same quantities (and the docs' examples hold)."""
+from commerce.core import seeding, usecases
+from commerce.core.auth import Role
+from commerce.core.seeding import DemoSummary, TenantOverview
+from commerce.entrypoints.bootstrap import Runtime
 
 
 @dataclass(frozen=True, slots=True)
-class DemoSummary:
-    """What ``load_demo`` created, with ids as the store assigned them."""
+class DemoStart:
+    """What starting the demo did: what it loaded (``None``: the tenant had data already),
+    the admin key it made for the banner, and what the tenant now holds."""
 
     tenant: str
-    chain_ids: tuple[int, ...]
-    store_ids: tuple[int, ...]
-    item_ids: tuple[int, ...]
-    levels: int
-    zero_levels: int
+    loaded: DemoSummary | None
+    key: str | None
+    overview: TenantOverview
 
 
-@dataclass(frozen=True, slots=True)
-class _DemoStore:
-    name: str
-    phone: str
-    address: str
-    postal_code: str
-    city: str
-    country: str
-    active: bool = True
+def start_demo(runtime: Runtime, *, with_key: bool) -> DemoStart:
+    """Load the demo into ``settings.tenant`` unless it has data; make a key if asked.
 
-
-# Phone numbers are from ranges reserved for fiction (555-01xx in North America), or
-# made up in the local format elsewhere.
-_CHAINS: tuple[tuple[NewChain, tuple[_DemoStore, ...]], ...] = (
-    (
-        NewChain(name="Northwind Grocers", phone="+1 206-555-0100"),
-        (
-            _DemoStore(
-                "Northwind Pike Place", "+1 206-555-0111", "1501 Pike Pl", "98101", "Seattle", "US"
-            ),
-            _DemoStore(
-                "Northwind Pearl District",
-                "+1 503-555-0122",
-                "1120 NW Couch St",
-                "97209",
-                "Portland",
-                "US",
-            ),
-            _DemoStore(
-                "Northwind Mission",
-                "+1 415-555-0133",
-                "2301 Mission St",
-                "94110",
-                "San Francisco",
-                "US",
-            ),
-            _DemoStore(
-                "Northwind LoDo", "+1 303-555-0144", "1701 Wynkoop St", "80202", "Denver", "US"
-            ),
-        ),
-    ),
-    (
-        NewChain(name="Maple & Birch Hardware", phone="+1 416-555-0150"),
-        (
-            _DemoStore(
-                "Maple & Birch King West",
-                "+1 416-555-0161",
-                "620 King St W",
-                "M5V 1M6",
-                "Toronto",
-                "CA",
-            ),
-            _DemoStore(
-                "Maple & Birch Gastown",
-                "+1 604-555-0172",
-                "12 Water St",
-                "V6B 1A4",
-                "Vancouver",
-                "CA",
-            ),
-            _DemoStore(
-                "Maple & Birch Plateau",
-                "+1 514-555-0183",
-                "4380 Boul. Saint-Laurent",
-                "H2W 1Z5",
-                "Montréal",
-                "CA",
-            ),
-            # Closed for a refit: its stock was moved out, so its levels are mostly zero.
-            _DemoStore(
-                "Maple & Birch Beltline",
-                "+1 403-555-0194",
-                "1122 17 Ave SW",
-                "T2T 0B4",
-                "Calgary",
-                "CA",
-                active=False,
-            ),
-        ),
-    ),
-    (
-        NewChain(name="Alpenhof Markt", phone="+49 89 2180 4400"),
-        (
-            _DemoStore(
-                "Alpenhof Viktualienmarkt",
-                "+49 89 2180 4411",
-                "Frauenstraße 12",
-                "80469",
-                "München",
-                "DE",
-            ),
-            _DemoStore(
-                "Alpenhof Mitte",
-                "+49 30 2045 3822",
-                "Rosenthaler Straße 40",
-                "10178",
-                "Berlin",
-                "DE",
-            ),
-            _DemoStore(
-                "Alpenhof Naschmarkt",
-                "+43 1 586 2233",
-                "Linke Wienzeile 18",
-                "1060",
-                "Wien",
-                "AT",
-            ),
-            _DemoStore(
-                "Alpenhof Langstrasse",
-                "+41 44 241 6655",
-                "Langstrasse 94",
-                "8004",
-                "Zürich",
-                "CH",
-            ),
-        ),
-    ),
-)
-
-_ITEMS: tuple[tuple[str, str, str], ...] = (
-    # Groceries
-    ("GRO-1001", "Arabica coffee beans, 1 kg", "18.90"),
-    ("GRO-1002", "Earl Grey tea, 50 bags", "4.25"),
-    ("GRO-1003", "Rolled oats, 1 kg", "2.79"),
-    ("GRO-1004", "Extra virgin olive oil, 750 ml", "9.40"),
-    ("GRO-1005", "Basmati rice, 2 kg", "5.60"),
-    ("GRO-1006", "Spaghetti no. 5, 500 g", "1.35"),
-    ("GRO-1007", "Crushed tomatoes, 400 g can", "0.95"),
-    ("GRO-1008", "Wildflower honey, 500 g", "7.80"),
-    ("GRO-1009", "Dark chocolate 70%, 100 g", "2.15"),
-    ("GRO-1010", "Sea salt flakes, 250 g", "3.50"),
-    ("GRO-1011", "Maple syrup, grade A, 375 ml", "11.25"),
-    ("GRO-1012", "Peanut butter, crunchy, 500 g", "3.95"),
-    ("GRO-1013", "Sourdough crispbread, 200 g", "2.40"),
-    ("GRO-1014", "Black beans, 400 g can", "1.10"),
-    ("GRO-1015", "Sparkling mineral water, 6 x 1 l", "4.80"),
-    ("GRO-1016", "Apple juice, not from concentrate, 1 l", "2.30"),
-    ("GRO-1017", "Muesli with nuts, 750 g", "4.60"),
-    ("GRO-1018", "Aged cheddar, 200 g", "5.75"),
-    ("GRO-1019", "Greek yoghurt, 500 g", "2.95"),
-    ("GRO-1020", "Free-range eggs, dozen", "4.10"),
-    # Household
-    ("HSH-2001", "Laundry detergent, 2 l", "8.50"),
-    ("HSH-2002", "Dish soap, lemon, 750 ml", "2.25"),
-    ("HSH-2003", "Paper towels, 6 rolls", "6.90"),
-    ("HSH-2004", "Toilet paper, 12 rolls", "7.95"),
-    ("HSH-2005", "Compostable bin bags, 30 l, 20 pack", "4.45"),
-    ("HSH-2006", "Microfibre cloths, 5 pack", "5.20"),
-    ("HSH-2007", "Beeswax food wraps, 3 pack", "12.50"),
-    ("HSH-2008", "Glass cleaner, 500 ml", "3.15"),
-    ("HSH-2009", "Scented candle, cedar, 200 g", "14.00"),
-    ("HSH-2010", "AA batteries, 8 pack", "6.75"),
-    # Hardware
-    ("HDW-3001", "Claw hammer, 16 oz", "17.95"),
-    ("HDW-3002", "Screwdriver set, 8 pieces", "21.50"),
-    ("HDW-3003", "Cordless drill, 18 V", "89.00"),
-    ("HDW-3004", "Wood screws, 4 x 40 mm, 200 pack", "7.35"),
-    ("HDW-3005", "Wall plugs, 6 mm, 100 pack", "3.60"),
-    ("HDW-3006", "Measuring tape, 5 m", "9.95"),
-    ("HDW-3007", "Spirit level, 60 cm", "15.40"),
-    ("HDW-3008", "Masking tape, 25 mm x 50 m", "3.25"),
-    ("HDW-3009", "Interior paint, white matt, 2.5 l", "34.90"),
-    ("HDW-3010", "Paint roller kit, 23 cm", "12.80"),
-    ("HDW-3011", "Sandpaper assortment, 10 sheets", "5.45"),
-    ("HDW-3012", "Adjustable wrench, 250 mm", "13.70"),
-    ("HDW-3013", "Utility knife with 10 blades", "8.20"),
-    ("HDW-3014", "Work gloves, size L", "6.30"),
-    ("HDW-3015", "Extension cord, 3 outlets, 5 m", "16.50"),
-    ("HDW-3016", "LED bulb, E27, 806 lm", "3.99"),
-    ("HDW-3017", "Silicone sealant, clear, 300 ml", "7.10"),
-    ("HDW-3018", "Step ladder, 3 steps", "42.00"),
-    # Garden
-    ("GDN-4001", "Potting soil, 40 l", "8.95"),
-    ("GDN-4002", "Garden hose, 20 m", "27.50"),
-    ("GDN-4003", "Pruning shears", "19.90"),
-    ("GDN-4004", "Tomato seeds, heirloom mix", "2.85"),
-    ("GDN-4005", "Terracotta pot, 30 cm", "11.40"),
-    ("GDN-4006", "Watering can, 10 l", "13.25"),
-    ("GDN-4007", "Bird seed, 2 kg", "6.60"),
-    ("GDN-4008", "Slow-release fertiliser, 1 kg", "9.15"),
-    # Personal care
-    ("PRC-5001", "Bar soap, oatmeal, 100 g", "2.50"),
-    ("PRC-5002", "Toothpaste, fluoride, 75 ml", "2.95"),
-    ("PRC-5003", "Sunscreen SPF 50, 200 ml", "12.75"),
-    ("PRC-5004", "Shampoo, unscented, 400 ml", "5.90"),
-)
-
-
-def load_demo(store: CommerceStore, tenant: str) -> DemoSummary:
-    """Create the demo chains, stores, items and levels for ``tenant``, which must exist.
-
-    It only adds rows: callers that must not load twice (``serve --demo`` on a durable
-    database) check first whether the tenant has chains.
+    A new admin key is made on every start (when the API-key authenticator is on), so the
+    banner can show a working one: keys are stored as digests and cannot be shown again.
     """
-    chain_ids: list[int] = []
-    store_ids: list[int] = []
-    inactive: set[int] = set()
-    for new_chain, stores in _CHAINS:
-        chain = store.create_chain(tenant, new_chain)
-        chain_ids.append(chain.id)
-        for s in stores:
-            created = store.create_store(
-                tenant,
-                NewStore(
-                    chain_id=chain.id,
-                    name=s.name,
-                    phone=s.phone,
-                    address=s.address,
-                    postal_code=s.postal_code,
-                    city=s.city,
-                    country=s.country,
-                    active=s.active,
-                ),
-            )
-            store_ids.append(created.id)
-            if not s.active:
-                inactive.add(created.id)
-
-    item_ids = [
-        store.create_item(tenant, NewItem(sku=sku, name=name, cost=Decimal(cost))).id
-        for sku, name, cost in _ITEMS
-    ]
-
-    # One generator, consumed in a fixed order, so the quantities never change between loads.
-    rng = random.Random(SEED)
-    levels = zero_levels = 0
-    for store_id in store_ids:
-        for item_id in item_ids:
-            roll = rng.random()
-            if roll < 0.12:
-                continue  # this store does not carry the item: no level at all
-            if store_id in inactive:
-                quantity = 0 if roll < 0.9 else rng.randint(1, 5)
-            elif roll < 0.20:
-                quantity = 0  # carried, but sold out
-            else:
-                quantity = rng.randint(1, 240)
-            store.set_quantity(tenant, store_id, item_id, quantity, actor="demo")
-            levels += 1
-            zero_levels += quantity == 0
-
-    return DemoSummary(
+    storage = runtime.storage
+    tenant = runtime.settings.tenant
+    loaded = seeding.ensure_demo(storage.catalogue, storage.inventory, tenant)
+    key = usecases.create_api_key(storage.api_keys, tenant, Role.admin)[0] if with_key else None
+    return DemoStart(
         tenant=tenant,
-        chain_ids=tuple(chain_ids),
-        store_ids=tuple(store_ids),
-        item_ids=tuple(item_ids),
-        levels=levels,
-        zero_levels=zero_levels,
+        loaded=loaded,
+        key=key,
+        overview=seeding.overview(storage.catalogue, storage.inventory, tenant),
     )
 
 
-def ensure_demo(store: CommerceStore, tenant: str) -> DemoSummary | None:
-    """Create ``tenant`` if missing and load the demo unless it has chains already.
-
-    Returns what was loaded, ``None`` if the tenant had data: running ``serve --demo`` again
-    on a durable database never duplicates the data set.
-    """
-    if store.get_tenant(tenant) is None:
-        # Another process may create it between the two calls: just as good.
-        with contextlib.suppress(Conflict):
-            store.create_tenant(tenant, "Demo tenant")
-    if store.list_chains(tenant, after=None, limit=1):
-        return None
-    return load_demo(store, tenant)
+def banner(start: DemoStart, base: str, scheme: str, auth: tuple[str, ...]) -> str:
+    """What to paste into a shell to see the demo, with ids that exist in the data."""
+    tenant, seen = start.tenant, start.overview
+    chain_id = seen.chain_id or 1
+    store_id = seen.store_id or 1
+    item_ids = list(seen.item_ids) or [1, 2, 3]
+    if start.loaded is not None:
+        how = "loaded the demo data set"
+    else:
+        how = "the demo tenant already has data; nothing was loaded"
+    lasting = (
+        "it lives in memory and is gone when the server stops"
+        if scheme == "memory"
+        else f"it is kept by the {scheme}:// store"
+    )
+    lines = [
+        f"commerce demo: {how} ({lasting}).",
+        f'Tenant "{tenant}": {seen.chains} chains, {seen.stores} stores, {seen.items} items.',
+    ]
+    header = suffix = ""
+    if start.key is not None:
+        lines.append(
+            f"Requests need an API key (COMMERCE_AUTH={','.join(auth)}). This one, an admin of "
+            f"tenant {tenant!r}, was made for this demo and is shown only here:"
+        )
+        lines.append(f"  {start.key}")
+        suffix = f" -H 'Authorization: Bearer {start.key}'"
+    elif "none" in auth:
+        lines.append(
+            f'Authentication is off (COMMERCE_AUTH=none): requests act as tenant "{tenant}".'
+        )
+    else:
+        lines.append(
+            f"Requests need credentials of tenant {tenant!r} (COMMERCE_AUTH={','.join(auth)}); "
+            "put one in COMMERCE_API_KEY for the lines below."
+        )
+        header = ' -H "Authorization: Bearer $COMMERCE_API_KEY"'
+    paths = [
+        "/chain",
+        f"/chain/{chain_id}",
+        f"/chain/{chain_id}/stores",
+        f"/stores/{store_id}",
+        f"/stores/{store_id}/inventory",
+        f"/stores/{store_id}/inventory?items={','.join(map(str, item_ids))}",
+        "/items?limit=5",
+        f"/items/{item_ids[0]}",
+        f"/items/{item_ids[0]}/inventory",
+        "/healthz",
+    ]
+    lines += ["", "Try:"]
+    lines += [f"  curl -s{header} '{base}{path}'{suffix}" for path in paths]
+    lines.append("")
+    return "\n".join(lines)

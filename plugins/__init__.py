@@ -71,7 +71,7 @@ def check_hooks(pm: pluggy.PluginManager) -> None:
         if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
             continue
         for impl in caller.get_hookimpls():
-            if impl.hookimpl_opts.get("optionalhook"):
+            if impl.optionalhook:
                 continue
             raise Misconfigured(
                 f"plugin {impl.plugin_name!r} implements {name!r}, which is not a commerce hook "

@@ -19,16 +19,17 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from commerce.adapters.storage.memory import MemoryStore
-from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.memory import memory_storage
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, sql_storage
 from commerce.adapters.storage.sql.engine import create_engine
 from commerce.adapters.storage.sql.tables import metadata
-from commerce.core.ports import CommerceStore
+from commerce.core.ports import Storage
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -36,12 +37,8 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @dataclass(frozen=True)
 class Backend:
     id: str
-    open: Callable[[], CommerceStore]
-    """A fresh, empty, migrated store; the suite closes it after the test."""
-
-
-def _memory() -> CommerceStore:
-    return MemoryStore()
+    open: Callable[[], Storage]
+    """A fresh, empty, migrated storage bundle; the suite closes it after the test."""
 
 
 def postgres_required() -> bool:
@@ -85,12 +82,12 @@ class SqlDatabase:
     _engine: sa.Engine | None = field(default=None, repr=False)
     _failure: str | None = None
 
-    def open(self) -> CommerceStore:
+    def open(self) -> Storage:
         engine = self._ready()
         with engine.begin() as conn:
             for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
-        return SqlStore(engine, owns_engine=False)
+        return sql_storage(engine, owns_engine=False)
 
     def _ready(self) -> sa.Engine:
         if self._failure is not None:
@@ -106,7 +103,7 @@ class SqlDatabase:
                 self._give_up(self._failure)
         return self._engine
 
-    def _give_up(self, reason: str) -> None:
+    def _give_up(self, reason: str) -> NoReturn:
         if self.required:
             pytest.fail(reason, pytrace=False)
         pytest.skip(f"{reason} (set COMMERCE_TEST_POSTGRES_URL, or CI=1 to make this fail)")
@@ -146,13 +143,13 @@ def _sql_backends() -> list[Backend]:
     return [Backend(name, database.open) for name, database in databases]
 
 
-BACKENDS: list[Backend] = [Backend("memory", _memory), *_sql_backends()]
+BACKENDS: list[Backend] = [Backend("memory", memory_storage), *_sql_backends()]
 
 
 @contextmanager
-def opened(backend: Backend) -> Iterator[CommerceStore]:
-    store = backend.open()
+def opened(backend: Backend) -> Iterator[Storage]:
+    storage = backend.open()
     try:
-        yield store
+        yield storage
     finally:
-        store.close()
+        storage.close()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from commerce.core.ports import CommerceStore
+from commerce.core.ports import Storage
 from tests.backends import BACKENDS, Backend, opened
 
 settings.register_profile(
@@ -25,8 +24,6 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-_tenant_numbers = itertools.count(1)
-
 
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.id)
 def backend(request: pytest.FixtureRequest) -> Backend:
@@ -35,14 +32,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
-def store(backend: Backend) -> Iterator[CommerceStore]:
-    """A fresh, empty store of each backend in turn."""
-    with opened(backend) as store:
-        yield store
-
-
-def new_tenant(store: CommerceStore, prefix: str = "t") -> str:
-    """A tenant no other test or example uses, so examples share one store without sharing data."""
-    tenant_id = f"{prefix}{os.getpid()}-{next(_tenant_numbers)}"
-    store.create_tenant(tenant_id, f"Tenant {tenant_id}")
-    return tenant_id
+def storage(backend: Backend) -> Iterator[Storage]:
+    """A fresh, empty storage bundle of each backend in turn."""
+    with opened(backend) as storage:
+        yield storage

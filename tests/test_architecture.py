@@ -53,7 +53,7 @@ def test_the_import_contracts_hold_for_the_project_as_it_is(project_copy: Path) 
 def test_the_lint_step_fails_when_core_imports_an_outer_ring_or_a_framework(
     project_copy: Path, intruder: str
 ) -> None:
-    target = project_copy / "commerce" / "core" / "services.py"
+    target = project_copy / "commerce" / "core" / "usecases.py"
     target.write_text(target.read_text() + f"\n{intruder}\n")
     result = _lint_imports(project_copy)
     assert result.returncode != 0
@@ -68,3 +68,38 @@ def test_every_module_says_what_it_is_for_in_its_first_line() -> None:
             if not docstring or not docstring.strip().splitlines()[0].strip():
                 missing.append(str(path.relative_to(ROOT)))
     assert missing == []
+
+
+PORTS = ("catalogue", "inventory", "idempotency", "api_keys")
+WAYS_IN = (
+    "entrypoints/http/resources.py",
+    "entrypoints/cli/tenants.py",
+    "entrypoints/cli/keys.py",
+    "entrypoints/cli/seed.py",
+    "entrypoints/demo.py",
+)
+
+
+def _port_calls(source: str) -> list[str]:
+    """Every ``<anything>.<port>.<method>(...)`` call: a storage port used directly."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        owner = node.func.value
+        if isinstance(owner, ast.Attribute) and owner.attr in PORTS:
+            found.append(f"line {node.lineno}: .{owner.attr}.{node.func.attr}(...)")
+    return found
+
+
+def test_the_port_call_check_finds_a_direct_call() -> None:
+    assert _port_calls("storage.catalogue.create_chain(t, new)\nuse(storage.catalogue)\n") == [
+        "line 1: .catalogue.create_chain(...)"
+    ]
+
+
+@pytest.mark.parametrize("module", WAYS_IN)
+def test_http_resources_cli_verbs_and_the_demo_reach_storage_only_through_use_cases(
+    module: str,
+) -> None:
+    assert _port_calls((ROOT / module).read_text()) == []

@@ -1,4 +1,4 @@
-"""``apikeys``: bearer API keys (``cm_<prefix>_<secret>``) checked against the store's digests.
+"""``apikeys``: bearer API keys (``cm_<prefix>_<secret>``) checked against the stored digests.
 
 A token that does not start with ``cm_`` is not this authenticator's: it answers ``None``
 and the next one may try. A token that does, but is malformed, unknown, revoked or carries
@@ -19,17 +19,19 @@ from datetime import UTC, datetime
 from commerce.core.apikeys import hash_secret, is_api_key, parse_api_key
 from commerce.core.auth import Principal
 from commerce.core.errors import Misconfigured, Unauthorized
-from commerce.core.ports import CommerceStore
-from commerce.plugins import hookimpl
+from commerce.core.ports import ApiKeys, Storage
+from commerce.plugins import AuthenticatorProvider, hookimpl
 
 log = logging.getLogger("commerce.auth.apikeys")
+
+NAME = "apikeys"
 
 REFUSED = "the bearer token was not accepted"
 """The one detail of every refusal: the same words the HTTP layer uses for a token no
 authenticator knows, so a refused key and a token of no known kind cannot be told apart."""
 
 DEFAULT_CACHE_SECONDS = 5.0
-"""How long a verified key is trusted without asking the store: a revocation takes effect
+"""How long a verified key is trusted without asking storage: a revocation takes effect
 in every process within this time. 0 turns the cache off."""
 
 DEFAULT_TOUCH_SECONDS = 60.0
@@ -52,7 +54,8 @@ class _Verified:
 
 
 class ApiKeyAuthenticator:
-    """Verifies API keys against ``store``; thread-safe, with a short cache of verified keys.
+    """Verifies API keys against the ``ApiKeys`` port; thread-safe, with a short cache of
+    verified keys. It is given that port alone: it never sees the catalogue or the inventory.
 
     ``monotonic`` measures the cache's and the touch throttle's intervals; ``now`` gives the
     time recorded as ``last_used_at``. Both are parameters so tests need not sleep.
@@ -60,14 +63,14 @@ class ApiKeyAuthenticator:
 
     def __init__(
         self,
-        store: CommerceStore,
+        api_keys: ApiKeys,
         *,
         cache_seconds: float = DEFAULT_CACHE_SECONDS,
         touch_seconds: float = DEFAULT_TOUCH_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
+        self._api_keys = api_keys
         self._cache_seconds = cache_seconds
         self._touch_seconds = touch_seconds
         self._monotonic = monotonic
@@ -101,7 +104,7 @@ class ApiKeyAuthenticator:
             return verified
 
     def _verify(self, prefix: str, digest: str) -> _Verified:
-        found = self._store.find_api_key(prefix)
+        found = self._api_keys.find_api_key(prefix)
         stored = _NO_SUCH_HASH if found is None else found[1]
         # Compare first, decide after: every refusal takes the same path.
         matches = hmac.compare_digest(digest, stored)
@@ -133,7 +136,7 @@ class ApiKeyAuthenticator:
             # Claimed before the write, so concurrent requests with the key do not all write.
             self._touched[key_id] = moment
         try:
-            self._store.touch_api_key(key_id, self._now())
+            self._api_keys.touch_api_key(key_id, self._now())
         except Exception as error:
             # last_used_at is a convenience; the request it came with is served regardless.
             log.warning("could not record the use of API key %s: %s", key_id, type(error).__name__)
@@ -152,19 +155,21 @@ def _seconds(settings: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-@hookimpl
-def commerce_make_authenticator(
-    name: str, settings: Mapping[str, str], store: CommerceStore
-) -> ApiKeyAuthenticator | None:
-    if name != "apikeys":
-        return None
+def make_authenticator(settings: Mapping[str, str], storage: Storage) -> ApiKeyAuthenticator:
+    """The authenticator ``COMMERCE_AUTH=apikeys`` names, over ``storage.api_keys`` only."""
     return ApiKeyAuthenticator(
-        store,
+        storage.api_keys,
         cache_seconds=_seconds(settings, "apikey_cache_seconds", DEFAULT_CACHE_SECONDS),
         touch_seconds=_seconds(settings, "apikey_touch_seconds", DEFAULT_TOUCH_SECONDS),
     )
 
 
 @hookimpl
-def commerce_authenticator_names() -> list[str]:
-    return ["apikeys"]
+def commerce_authenticators() -> list[AuthenticatorProvider]:
+    return [
+        AuthenticatorProvider(
+            name=NAME,
+            make=make_authenticator,
+            description="API keys made with `commerce keys create`, stored as digests",
+        )
+    ]

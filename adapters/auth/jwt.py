@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import Misconfigured, Unauthorized
-from commerce.core.ports import CommerceStore
-from commerce.plugins import hookimpl
+from commerce.core.ports import Storage
+from commerce.plugins import AuthenticatorProvider, hookimpl
 
 log = logging.getLogger("commerce.auth.jwt")
 
@@ -300,15 +300,17 @@ class JwtAuthenticator:
         raise Unauthorized(REFUSED)
 
 
-@hookimpl
-def commerce_make_authenticator(
-    name: str, settings: Mapping[str, str], store: CommerceStore
-) -> JwtAuthenticator | None:
-    if name != NAME:
-        return None
+def make_authenticator(settings: Mapping[str, str], storage: Storage) -> JwtAuthenticator:
+    """The authenticator ``COMMERCE_AUTH=jwt`` names; it keeps nothing in storage."""
     return JwtAuthenticator.from_settings(settings)
 
 
 @hookimpl
-def commerce_authenticator_names() -> list[str]:
-    return [NAME]
+def commerce_authenticators() -> list[AuthenticatorProvider]:
+    return [
+        AuthenticatorProvider(
+            name=NAME,
+            make=make_authenticator,
+            description="JWTs signed by an identity provider (COMMERCE_JWT_* settings)",
+        )
+    ]

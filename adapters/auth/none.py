@@ -6,8 +6,10 @@ from collections.abc import Mapping
 
 from commerce.core.auth import Principal, Role
 from commerce.core.models import DEFAULT_TENANT
-from commerce.core.ports import CommerceStore
-from commerce.plugins import hookimpl
+from commerce.core.ports import Storage
+from commerce.plugins import AuthenticatorProvider, hookimpl
+
+NAME = "none"
 
 
 class NoAuthentication:
@@ -20,15 +22,17 @@ class NoAuthentication:
         return self._principal
 
 
-@hookimpl
-def commerce_make_authenticator(
-    name: str, settings: Mapping[str, str], store: CommerceStore
-) -> NoAuthentication | None:
-    if name != "none":
-        return None
+def make_authenticator(settings: Mapping[str, str], storage: Storage) -> NoAuthentication:
+    """Every request as admin of ``COMMERCE_TENANT``; ``bootstrap`` allows it only where safe."""
     return NoAuthentication(settings.get("tenant", DEFAULT_TENANT))
 
 
 @hookimpl
-def commerce_authenticator_names() -> list[str]:
-    return ["none"]
+def commerce_authenticators() -> list[AuthenticatorProvider]:
+    return [
+        AuthenticatorProvider(
+            name=NAME,
+            make=make_authenticator,
+            description="no authentication: admin of one tenant (memory:// and --demo only)",
+        )
+    ]

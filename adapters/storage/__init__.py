@@ -1,1 +1,1 @@
-"""Storage adapters: each implements the CommerceStore port and registers as a plugin."""
+"""Storage adapters: each provides the storage ports (``core.ports``) as one bundle, by plugin."""

@@ -39,10 +39,9 @@ def register(subparsers: Any) -> None:
 
 
 def _manager(ctx: CliContext) -> SchemaManager | None:
+    # Misconfigured if no plugin takes the URL at all; None if its backend keeps no schema.
     manager = ctx.schema_manager()
     if manager is None:
-        # Raises Misconfigured if no plugin takes the URL at all; else it is schemaless.
-        ctx.store()
         scheme = ctx.settings.database_url.split(":", 1)[0]
         print(f"{scheme}:// keeps no schema: nothing to migrate")
     return manager

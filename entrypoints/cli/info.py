@@ -11,6 +11,7 @@ from typing import Any
 import pluggy
 
 from commerce.entrypoints.cli.context import CliContext
+from commerce.plugins.registry import Registry
 
 
 def register(subparsers: Any) -> None:
@@ -19,8 +20,8 @@ def register(subparsers: Any) -> None:
         help="list the loaded plugins and what each provides",
         description=(
             "List every loaded plugin, built-in or installed: its name, its module, the "
-            "commerce_* hooks it implements, and the storage schemes and authenticators it "
-            "provides."
+            "commerce_* hooks it implements, its storage backends with the URL schemes each "
+            "opens, and the authenticators it provides."
         ),
     )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -42,43 +43,40 @@ class PluginInfo:
     """``name version`` of the installed package that brought it, ``None`` for built-ins."""
     hooks: list[str]
     storage_schemes: list[str]
+    """Every URL scheme its storage backends open."""
+    storage_backends: dict[str, list[str]]
+    """Its storage backends by name, each with the schemes it opens."""
     authenticators: list[str]
 
 
-def describe_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
-    """Every registered plugin, in registration order, with what its own hooks answer."""
+def describe_plugins(pm: pluggy.PluginManager, registry: Registry) -> list[PluginInfo]:
+    """Every registered plugin, in registration order, with what the registry took from it."""
     dists = {
         id(plugin): f"{dist.project_name} {dist.version}"
         for plugin, dist in pm.list_plugin_distinfo()
     }
-    registered = [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]
     described = []
-    for name, plugin in registered:
-        others = [p for _, p in registered if p is not plugin]
-        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue  # blocked
+        backends: dict[str, list[str]] = {}
+        for scheme, (owner, backend) in registry.backends.items():
+            if owner == name:
+                backends.setdefault(backend.name, []).append(scheme)
         described.append(
             PluginInfo(
                 name=name,
                 module=_module_name(plugin),
                 distribution=dists.get(id(plugin)),
-                hooks=hooks,
-                storage_schemes=_answers(pm, "commerce_storage_schemes", others, hooks),
-                authenticators=_answers(pm, "commerce_authenticator_names", others, hooks),
+                hooks=sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+                storage_schemes=sorted(s for schemes in backends.values() for s in schemes),
+                storage_backends={b: sorted(schemes) for b, schemes in sorted(backends.items())},
+                authenticators=sorted(
+                    auth for auth, (owner, _) in registry.authenticators.items() if owner == name
+                ),
             )
         )
     return described
-
-
-def _answers(
-    pm: pluggy.PluginManager, hook: str, others: list[object], implemented: list[str]
-) -> list[str]:
-    """What this one plugin answers to a list-valued hook (the others are left out)."""
-    if hook not in implemented:
-        return []
-    # A subset caller runs the hook through pluggy as usual (wrappers included), asking only
-    # the one plugin; calling its function directly would bypass that.
-    results: list[list[str]] = pm.subset_hook_caller(hook, remove_plugins=others)()
-    return sorted({value for answer in results for value in answer})
 
 
 def _module_name(plugin: object) -> str:
@@ -88,7 +86,7 @@ def _module_name(plugin: object) -> str:
 
 
 def run_plugins(args: argparse.Namespace, ctx: CliContext) -> int:
-    described = describe_plugins(ctx.pm)
+    described = describe_plugins(ctx.runtime.pm, ctx.runtime.registry)
     if args.json:
         print(json.dumps([asdict(p) for p in described], indent=2))
         return 0
@@ -96,8 +94,10 @@ def run_plugins(args: argparse.Namespace, ctx: CliContext) -> int:
         origin = info.distribution or "built-in"
         print(f"{info.name}  ({info.module}, {origin})")
         print(f"  hooks:          {', '.join(info.hooks) or '-'}")
-        if info.storage_schemes:
-            print(f"  storage:        {', '.join(s + '://' for s in info.storage_schemes)}")
+        label = "  storage:        "
+        for backend, schemes in info.storage_backends.items():
+            print(f"{label}{', '.join(s + '://' for s in schemes)} (backend {backend!r})")
+            label = " " * len(label)
         if info.authenticators:
             print(f"  authenticators: {', '.join(info.authenticators)}")
     return 0

@@ -7,17 +7,13 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from commerce.core.apikeys import ApiKey, new_api_key, redacted
+from commerce.core import usecases
+from commerce.core.apikeys import ApiKey, redacted
 from commerce.core.auth import Role
-from commerce.core.errors import Conflict, NotFound
 from commerce.entrypoints.cli.context import CliContext
-from commerce.entrypoints.cli.tenants import current_store, valid_tenant
 
 DEFAULT_ROLE = Role.reader
 """Least privilege: a key that should write or administer says so when it is made."""
-
-PREFIX_ATTEMPTS = 3
-"""New prefixes to try when one is already taken (about one chance in 10^12 each)."""
 
 
 def register(subparsers: Any) -> None:
@@ -76,19 +72,11 @@ def _key_id(raw: str) -> int:
 
 
 def run_create(args: argparse.Namespace, ctx: CliContext) -> int:
-    tenant = valid_tenant(args.tenant)
-    store = current_store(ctx)
-    role = Role[args.role]
-    for _ in range(PREFIX_ATTEMPTS):
-        made = new_api_key()
-        try:
-            key = store.create_api_key(tenant, role, made.prefix, made.secret_hash)
-        except Conflict:
-            continue
-        break
-    else:
-        raise Conflict("no free key prefix was found; try again")
-    print(made.token, flush=True)
+    storage = ctx.ready_storage()
+    # The catalogue only says whether the tenant exists; the key goes to the API-key port.
+    tenant = usecases.get_tenant(storage.catalogue, args.tenant).id
+    token, key = usecases.create_api_key(storage.api_keys, tenant, Role[args.role])
+    print(token, flush=True)
     print(
         f"created API key {key.id} ({redacted(key.prefix)}, {key.role.name}) for tenant "
         f"{tenant}; it is shown only this once, so keep it now",
@@ -113,12 +101,10 @@ def _row(key: ApiKey) -> tuple[str, ...]:
 
 
 def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
-    tenant = valid_tenant(args.tenant)
-    store = current_store(ctx)
-    if store.get_tenant(tenant) is None:
-        raise NotFound("tenant", tenant)
+    storage = ctx.ready_storage()
+    keys = usecases.list_api_keys(storage.catalogue, storage.api_keys, args.tenant)
     rows: list[tuple[str, ...]] = [("ID", "PREFIX", "ROLE", "CREATED", "LAST USED", "REVOKED")]
-    rows += [_row(key) for key in store.list_api_keys(tenant)]
+    rows += [_row(key) for key in keys]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -128,6 +114,6 @@ def run_list(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def run_revoke(args: argparse.Namespace, ctx: CliContext) -> int:
-    key = current_store(ctx).revoke_api_key(args.key_id)
+    key = usecases.revoke_api_key(ctx.ready_storage().api_keys, args.key_id)
     print(f"revoked API key {key.id} ({redacted(key.prefix)}) of tenant {key.tenant}")
     return 0

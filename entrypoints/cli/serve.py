@@ -17,15 +17,12 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
-from commerce.core.apikeys import new_api_key
-from commerce.core.auth import Role
-from commerce.core.errors import Conflict, Misconfigured
+from commerce.core.errors import Misconfigured
 from commerce.core.events import LogEvent
-from commerce.core.ports import CommerceStore
 from commerce.entrypoints.cli.context import CliContext
-from commerce.entrypoints.demo import ensure_demo
+from commerce.entrypoints.demo import banner, start_demo
 from commerce.entrypoints.logs import check_level, configure_logging, event_fields, flush_logs
-from commerce.entrypoints.wiring import make_authenticators
+from commerce.plugins.registry import scheme_of
 
 log = logging.getLogger("commerce.serve")
 
@@ -89,50 +86,36 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         # it makes an API key and prints it in the curl lines. COMMERCE_AUTH=none turns it off.
         settings = dataclasses.replace(settings, auth=("apikeys",))
     check_level(settings.log_level)
+    ctx.configure(settings)
 
     # Every step that can fail on a bad configuration (a URL no plugin takes, a database that
     # cannot be reached, an unknown authenticator) runs before the JSON logs are switched on,
     # so that such a failure is the one line ``main`` prints, not buried in library chatter.
-    revision = None
-    if args.demo:
-        manager = ctx.schema_manager()
-        if manager is not None:
-            revision = manager.upgrade()
-    store = ctx.store()
-    store.check()
-    authenticators = make_authenticators(ctx.pm, settings, store)
-    # Imported here so that the verbs that do not serve never pay for the HTTP layer.
-    from commerce.entrypoints.http.ratelimit import TokenBuckets, parse_policy
-
-    rate_policy = parse_policy(settings.rate_limit, settings.rate_burst)
-
+    # What the runtime logs meanwhile is held, and written once the JSON logs are on.
+    with held_logs() as held:
+        runtime = ctx.runtime
+        if args.demo:
+            manager = runtime.schema_manager()
+            if manager is not None:
+                manager.upgrade()
+        storage = runtime.storage
+        storage.check()
+        authenticators = runtime.authenticators
+        rate_limiter = runtime.rate_limiter
     configure_logging(settings.log_level)
-    scheme = settings.database_url.split(":", 1)[0]
-    # Only the scheme: the rest of a URL may carry a password.
-    log.info(
-        "storage opened",
-        extra=event_fields(LogEvent.STORAGE_OPENED, scheme=scheme, revision=revision),
-    )
-    if "none" in settings.auth:
-        log.warning(
-            "authentication is off: every request acts as admin of tenant %s",
-            settings.tenant,
-            extra=event_fields(LogEvent.AUTH_NONE_IN_USE, tenant=settings.tenant),
-        )
-    loaded = args.demo and ensure_demo(store, settings.tenant) is not None
-    demo_key = (
-        _demo_key(store, settings.tenant) if args.demo and "apikeys" in settings.auth else None
-    )
+    replay(held)
+    scheme = scheme_of(settings.database_url)
+    demo = start_demo(runtime, with_key="apikeys" in settings.auth) if args.demo else None
 
     # Imported here so that the verbs that do not serve never pay for the HTTP layer.
     from commerce.entrypoints.http.app import create_app
 
     app = create_app(
-        store,
+        storage,
         authenticators,
         max_body_bytes=settings.max_body_bytes,
         idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
-        rate_limiter=None if rate_policy is None else TokenBuckets(rate_policy),
+        rate_limiter=rate_limiter,
     )
     log.info(
         "starting",
@@ -146,8 +129,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     # The handlers go in before the line that says the server is up, so that whoever reads
     # that line (a test, a supervisor) may signal it at once and still get a clean stop.
     with server.stopped_by_signals():
-        if args.demo:
-            print(_banner(store, settings.tenant, urls[0], loaded, scheme, settings.auth, demo_key))
+        if demo is not None:
+            print(banner(demo, urls[0], scheme, settings.auth))
         print(f"Serving on {', '.join(urls)} (Ctrl-C or SIGTERM stops it)", flush=True)
         server.serve_until_stopped()
     signum = server.signalled
@@ -161,6 +144,41 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     )
     flush_logs()
     return 0
+
+
+class _Held(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def held_logs() -> Iterator[list[logging.LogRecord]]:
+    """While inside, the ``commerce`` loggers' records are kept instead of written: before
+    the JSON logs are configured they would reach stderr as plain text, or not at all."""
+    logger = logging.getLogger("commerce")
+    held = _Held()
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(held)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield held.records
+    finally:
+        logger.removeHandler(held)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def replay(records: list[logging.LogRecord]) -> None:
+    """Write held records through the handlers configured since, at their own time stamps."""
+    for record in records:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
 
 
 class GracefulServer:
@@ -270,83 +288,3 @@ def _url(host: str, port: int) -> str:
     elif host == "::":
         host = "::1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-def _demo_key(store: CommerceStore, tenant: str) -> str:
-    """A new admin key of the demo tenant, for the banner's curl lines; one per start."""
-    for _ in range(3):
-        made = new_api_key()
-        # A prefix already taken (about one chance in 10^12) is tried again with a new key.
-        with contextlib.suppress(Conflict):
-            store.create_api_key(tenant, Role.admin, made.prefix, made.secret_hash)
-            return made.token
-    raise Conflict("no free API key prefix was found for the demo key; start again")
-
-
-def _banner(
-    store: CommerceStore,
-    tenant: str,
-    base: str,
-    loaded: bool,
-    scheme: str,
-    auth: tuple[str, ...],
-    key: str | None = None,
-) -> str:
-    """What to paste into a shell to see the demo, with ids that exist in the data."""
-    chains = store.list_chains(tenant, after=None, limit=1000)
-    items = store.list_items(tenant, after=None, limit=1000)
-    chain_id = chains[0].id if chains else 1
-    stores = store.list_stores(tenant, chain_id, after=None, limit=1000)
-    active = [s for s in stores if s.active] or list(stores)
-    store_id = active[0].id if active else 1
-    stocked = store.list_levels(tenant, store_id, item_ids=None, after=None, limit=3)
-    item_ids = [lv.item_id for lv in stocked] or [1, 2, 3]
-    store_count = sum(len(store.list_stores(tenant, c.id, after=None, limit=1000)) for c in chains)
-
-    if loaded:
-        how = "loaded the demo data set"
-    else:
-        how = "the demo tenant already has data; nothing was loaded"
-    lasting = (
-        "it lives in memory and is gone when the server stops"
-        if scheme == "memory"
-        else f"it is kept by the {scheme}:// store"
-    )
-    lines = [
-        f"commerce demo: {how} ({lasting}).",
-        f'Tenant "{tenant}": {len(chains)} chains, {store_count} stores, {len(items)} items.',
-    ]
-    header = suffix = ""
-    if key is not None:
-        lines.append(
-            f"Requests need an API key (COMMERCE_AUTH={','.join(auth)}). This one, an admin of "
-            f"tenant {tenant!r}, was made for this demo and is shown only here:"
-        )
-        lines.append(f"  {key}")
-        suffix = f" -H 'Authorization: Bearer {key}'"
-    elif "none" in auth:
-        lines.append(
-            f'Authentication is off (COMMERCE_AUTH=none): requests act as tenant "{tenant}".'
-        )
-    else:
-        lines.append(
-            f"Requests need credentials of tenant {tenant!r} (COMMERCE_AUTH={','.join(auth)}); "
-            "put one in COMMERCE_API_KEY for the lines below."
-        )
-        header = ' -H "Authorization: Bearer $COMMERCE_API_KEY"'
-    paths = [
-        "/chain",
-        f"/chain/{chain_id}",
-        f"/chain/{chain_id}/stores",
-        f"/stores/{store_id}",
-        f"/stores/{store_id}/inventory",
-        f"/stores/{store_id}/inventory?items={','.join(map(str, item_ids))}",
-        "/items?limit=5",
-        f"/items/{item_ids[0]}",
-        f"/items/{item_ids[0]}/inventory",
-        "/healthz",
-    ]
-    lines += ["", "Try:"]
-    lines += [f"  curl -s{header} '{base}{path}'{suffix}" for path in paths]
-    lines.append("")
-    return "\n".join(lines)

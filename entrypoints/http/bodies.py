@@ -27,7 +27,7 @@ from commerce.core.models import (
     Reason,
     StorePatch,
 )
-from commerce.core.services import MAX_ID
+from commerce.entrypoints.http.params import MAX_ID
 
 B = TypeVar("B", bound=msgspec.Struct)
 

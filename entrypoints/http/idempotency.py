@@ -1,11 +1,12 @@
 """Idempotency-Key: a retried write replays the first response instead of applying twice.
 
-Keys live in the store, scoped to the caller's tenant, so a retry that lands on another
-replica finds them. The first request with a key claims it, runs, and keeps its response;
-a retry of the same request (same method, path, query and body) gets that response back
-with ``Idempotent-Replayed: true``; the same key on a different request is a 422; a retry
-while the first still runs is a 409 with ``Retry-After``. A response of 500 or more is not
-kept: the key is released, so the retry runs again.
+Keys live in storage (the ``IdempotencyRecords`` port, the only one this layer is given),
+scoped to the caller's tenant, so a retry that lands on another replica finds them. The first
+request with a key claims it, runs, and keeps its response; a retry of the same request (same
+method, path, query and body) gets that response back with ``Idempotent-Replayed: true``; the
+same key on a different request is a 422; a retry while the first still runs is a 409 with
+``Retry-After``. A response of 500 or more is not kept: the key is released, so the retry
+runs again.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from commerce.core.auth import Principal
 from commerce.core.errors import Conflict, InvalidInput
 from commerce.core.events import LogEvent
 from commerce.core.models import StoredResponse
-from commerce.core.ports import CommerceStore
+from commerce.core.ports import IdempotencyRecords
 from commerce.entrypoints.http.bodies import read_body
 
 log = logging.getLogger("commerce.http")
@@ -46,7 +47,9 @@ MIN_TTL = timedelta(hours=24)
 
 
 class KeyInUse(Conflict):
-    """The request that holds this key is still running; the retry should wait and try again."""
+    """The key cannot be claimed now: its request still runs (``IdempotencyInProgress``), or
+    the claim changed meanwhile (``ConcurrentChange``). The retry should wait and try again,
+    which the 409 says with ``Retry-After``, a hint only HTTP has a use for."""
 
     retry_after = 1
 
@@ -73,14 +76,14 @@ class Idempotency:
 
     def __init__(
         self,
-        store: CommerceStore,
+        records: IdempotencyRecords,
         writes: Collection[tuple[str, str]],
         *,
         max_body_bytes: int,
         ttl: timedelta = MIN_TTL,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._store = store
+        self._records = records
         self._writes = frozenset(writes)
         self._max_body_bytes = max_body_bytes
         self._ttl = max(ttl, MIN_TTL)
@@ -129,7 +132,7 @@ class Idempotency:
         try:
             if status >= 500:
                 # Nothing was applied (or we cannot tell): let a retry run again.
-                self._store.release_idempotency_key(tenant, key)
+                self._records.release_idempotency_key(tenant, key)
                 return
             headers = tuple(
                 (name, value)
@@ -137,7 +140,7 @@ class Idempotency:
                 if (value := resp.get_header(name)) is not None
             )
             body = resp.render_body() or b""
-            self._store.complete_idempotency_key(
+            self._records.complete_idempotency_key(
                 tenant, key, StoredResponse(status=status, headers=headers, body=body)
             )
         except Exception as exc:
@@ -156,7 +159,7 @@ class Idempotency:
 
     def _claim(self, tenant: str, key: str, print_: str) -> StoredResponse | None:
         try:
-            return self._store.claim_idempotency_key(tenant, key, print_, stale_after=STALE_AFTER)
+            return self._records.claim_idempotency_key(tenant, key, print_, stale_after=STALE_AFTER)
         except Conflict as exc:
             raise KeyInUse(exc.detail) from None
 
@@ -167,7 +170,7 @@ class Idempotency:
             return
         try:
             self._next_purge = now + PURGE_EVERY
-            self._store.purge_idempotency_keys(self._clock() - self._ttl)
+            self._records.purge_idempotency_keys(self._clock() - self._ttl)
         except Exception as exc:
             log.warning(
                 "could not purge old idempotency keys: %s",

@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 
 from commerce.core.auth import Role
-from commerce.core.services import MAX_ID
 from commerce.entrypoints.http.bodies import PATCH_BODIES
 from commerce.entrypoints.http.idempotency import HEADER as IDEMPOTENCY_KEY
 from commerce.entrypoints.http.idempotency import KEY_PATTERN, REPLAYED
 from commerce.entrypoints.http.media import timestamp_fields
-from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE, Problem
+from commerce.entrypoints.http.params import MAX_ID
+from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE, problem_models
 from commerce.entrypoints.http.routes import Operation, Route, operations
 
 _SCHEMAS = "#/components/schemas/"
@@ -86,6 +86,21 @@ def _problem_response(description: str, **headers: str) -> dict[str, Any]:
         },
         "content": {MEDIA_PROBLEM: {"schema": _ref(_SCHEMAS, "Problem")}},
     }
+
+
+def _naming_errors(status: int, response: dict[str, Any]) -> dict[str, Any]:
+    """``response`` whose schema also names the problems of the errors sent with ``status``.
+
+    ``Problem`` admits every problem; each ``<Error>Problem`` says which members come with
+    which error, so a client generator gets a type for each.
+    """
+    specific = [
+        _ref(_SCHEMAS, name) for name, (_, sent) in problem_models().items() if sent == status
+    ]
+    if specific:
+        content = response["content"][MEDIA_PROBLEM]
+        content["schema"] = {"anyOf": [*specific, content["schema"]]}
+    return response
 
 
 def _header(description: str, **schema: Any) -> dict[str, Any]:
@@ -191,14 +206,17 @@ def _components(models: list[type]) -> dict[str, Any]:
             "NotFound": _problem_response(
                 "No such resource for the caller's tenant (another tenant's is the same 404)."
             ),
-            "Conflict": _problem_response(
-                "The request contradicts the current state (`conflict`, or `insufficient-stock` "
-                "with `items`), or a request with the same `Idempotency-Key` is still running "
-                "(with `Retry-After`).",
-                **{"Retry-After": "RetryAfter"},
+            "Conflict": _naming_errors(
+                409,
+                _problem_response(
+                    "The request contradicts the current state (`conflict`, or "
+                    "`insufficient-stock` with `items`), or a request with the same "
+                    "`Idempotency-Key` is still running (with `Retry-After`).",
+                    **{"Retry-After": "RetryAfter"},
+                ),
             ),
-            "PreconditionFailed": _problem_response(
-                "`If-Match` names no current version of the resource."
+            "PreconditionFailed": _naming_errors(
+                412, _problem_response("`If-Match` names no current version of the resource.")
             ),
             "ContentTooLarge": _problem_response("The body is larger than the limit (1 MiB)."),
             "UnsupportedMediaType": _problem_response("The body is not `application/json`."),
@@ -337,7 +355,7 @@ def _document() -> dict[str, Any]:
             if model is not None and _is_model(model) and model not in models:
                 models.append(model)
         paths.setdefault(route.template, {})[op.method.lower()] = _operation(route, op)
-    models.append(Problem)
+    models.extend(model for model, _ in problem_models().values())
     return {
         "openapi": "3.1.0",
         "info": {

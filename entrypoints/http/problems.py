@@ -1,14 +1,24 @@
-"""Every failure as an RFC 9457 problem: the one place errors become HTTP statuses."""
+"""Every failure as an RFC 9457 problem: the one place errors become HTTP statuses.
+
+The typed errors of ``commerce.core.errors`` say what went wrong (``detail``) and the facts a
+client can act on (``extra``, declared with their types in ``extensions``). This module maps
+each class to its status and slug, builds the problem body from the error, and builds the
+OpenAPI ``Problem`` schemas from the same declarations, so that no extension member can be
+sent without being documented: an undeclared one is not sent at all.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
+from functools import cache
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import falcon
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from commerce.core.errors import (
     CommerceError,
@@ -21,6 +31,7 @@ from commerce.core.errors import (
     PreconditionFailed,
     StorageUnavailable,
     Unauthorized,
+    error_classes,
 )
 from commerce.core.events import LogEvent
 from commerce.entrypoints.http.media import encode
@@ -33,36 +44,6 @@ links, so clients compare them as strings (docs/http.md lists them)."""
 WWW_AUTHENTICATE = 'Bearer realm="commerce"'
 
 log = logging.getLogger("commerce.http")
-
-
-class Shortage(msgspec.Struct):
-    """An item an adjustment batch would take below zero."""
-
-    item_id: int
-    quantity: int
-    """What the store held before the batch."""
-    delta: int
-    """The batch's total change of this item."""
-
-
-class Problem(msgspec.Struct, omit_defaults=True):
-    """An RFC 9457 problem details object, the body of every error response.
-
-    ``field`` names the query parameter, header, path parameter or body field a 400 is about
-    (``adjustments[2].delta``). Extension members a client can act on: ``current_quantity``
-    (the level's quantity when a compare-and-set found another), ``items`` (the items an
-    adjustment batch would take below zero), ``store_ids`` (the stores that still hold an
-    item that cannot be deleted).
-    """
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    field: str | None = None
-    current_quantity: int | None = None
-    items: list[Shortage] | None = None
-    store_ids: list[int] | None = None
 
 
 CORE_ERRORS: dict[type[CommerceError], tuple[int, str]] = {
@@ -97,6 +78,32 @@ def problem_type(slug: str) -> str:
     return PROBLEM_BASE + slug
 
 
+def status_of(cls: type[CommerceError]) -> tuple[int, str] | None:
+    """(status, slug) of an error class: its own entry, else its nearest base's; ``None``: 500."""
+    for base in cls.__mro__:
+        found = CORE_ERRORS.get(base)
+        if found is not None:
+            return found
+    return None
+
+
+def extension_members(ex: CommerceError) -> dict[str, object]:
+    """The facts of ``ex.extra`` its class declares in ``extensions``, in the order raised.
+
+    A fact the class does not declare would be missing from the OpenAPI document, so it is
+    not sent; the warning tells whoever added it to declare it.
+    """
+    declared = type(ex).extensions
+    undeclared = sorted(name for name in ex.extra if name not in declared)
+    if undeclared:
+        log.warning(
+            "%s carries undeclared extension members %s; add them to its extensions",
+            type(ex).__name__,
+            ", ".join(undeclared),
+        )
+    return {name: value for name, value in ex.extra.items() if name in declared}
+
+
 def send_problem(
     resp: falcon.Response,
     status: int,
@@ -109,9 +116,6 @@ def send_problem(
     """Send a problem; ``extra`` adds extension members, never replacing the standard ones."""
     resp.status = status
     resp.content_type = MEDIA_PROBLEM
-    if not extra:
-        resp.data = encode(Problem(problem_type(slug), title, status, detail, field))
-        return
     body: dict[str, object] = {
         "type": problem_type(slug),
         "title": title,
@@ -120,7 +124,7 @@ def send_problem(
     }
     if field is not None:
         body["field"] = field
-    for name, value in extra.items():
+    for name, value in (extra or {}).items():
         body.setdefault(name, value)
     resp.data = encode(body)
 
@@ -133,24 +137,16 @@ def _request_fields(req: falcon.Request) -> dict[str, Any]:
     }
 
 
-def _core_status(exc: CommerceError) -> tuple[int, str] | None:
-    for cls in type(exc).__mro__:
-        found = CORE_ERRORS.get(cls)
-        if found is not None:
-            return found
-    return None
-
-
 def handle_core_error(
     req: falcon.Request, resp: falcon.Response, ex: CommerceError, params: dict[str, Any]
 ) -> None:
-    mapped = _core_status(ex)
+    mapped = status_of(type(ex))
     if mapped is None:
         handle_unexpected(req, resp, ex, params)
         return
     status, slug = mapped
     field = ex.field if isinstance(ex, InvalidInput) else None
-    send_problem(resp, status, slug, ex.title, ex.detail, field, ex.extra)
+    send_problem(resp, status, slug, ex.title, ex.detail, field, extension_members(ex))
     retry_after: int | None = getattr(ex, "retry_after", None)
     if retry_after is not None:
         resp.set_header("Retry-After", str(retry_after))
@@ -220,3 +216,89 @@ def install(app: falcon.App[falcon.Request, falcon.Response]) -> None:
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(CommerceError, handle_core_error)
+
+
+# -- the schemas of the problem documents -------------------------------------------------------
+
+_FIELD: tuple[str, Any, Any] = ("field", str | None, None)
+_PROBLEM_DOC = """An RFC 9457 problem details object, the body of every error response.
+
+``field`` names the query parameter, header, path parameter or body field a 400 is about
+(``adjustments[2].delta``). The members past the standard ones are facts a client can act
+on, each sent only by the problems its description names (their own schemas, too, are here:
+``<Error>Problem``)."""
+
+
+def documented_errors() -> list[tuple[type[CommerceError], int, str]]:
+    """(class, status, slug) of every error class that declares extension members of its own
+    and is sent as a problem (a 500 sends no facts), most general first."""
+    found = []
+    for cls in error_classes():
+        mapped = status_of(cls)
+        if cls.__dict__.get("extensions") and mapped is not None:
+            found.append((cls, *mapped))
+    return found
+
+
+def _members() -> dict[str, tuple[Any, list[str]]]:
+    """Extension member -> (its type, who sends it), over every documented error.
+
+    Two classes may share a member only with the same type: one name, one meaning.
+    """
+    members: dict[str, tuple[Any, list[str]]] = {}
+    for cls, status, slug in documented_errors():
+        for name, kind in cls.extensions.items():
+            known, senders = members.setdefault(name, (kind, []))
+            if known != kind:
+                raise TypeError(
+                    f"extension member {name!r} is {known} in one error and {kind} in "
+                    f"{cls.__name__}; give one of them another name"
+                )
+            senders.append(f"{status} `{slug}` ({cls.__name__})")
+    return members
+
+
+def _error_problem(cls: type[CommerceError], status: int, slug: str) -> type[msgspec.Struct]:
+    """``<Error>Problem``: its ``type`` and ``status`` fixed, its extension members required."""
+    # getdoc: a class without a docstring of its own (StoreHasStock) says what its base says.
+    summary = (inspect.getdoc(cls) or cls.__name__).split("\n\n")[0]
+    return msgspec.defstruct(
+        f"{cls.__name__}Problem",
+        [
+            ("type", Literal[problem_type(slug)]),
+            ("title", str),
+            ("status", Literal[status]),
+            ("detail", str),
+            *([_FIELD] if issubclass(cls, InvalidInput) else []),
+            *cls.extensions.items(),
+        ],
+        kw_only=True,
+        omit_defaults=True,
+        namespace={"__doc__": f"`{slug}` ({status}): " + " ".join(summary.split())},
+    )
+
+
+@cache
+def problem_models() -> dict[str, tuple[type[msgspec.Struct], int | None]]:
+    """The OpenAPI schemas of problem documents, built from the errors' ``extensions``.
+
+    Schema name -> (msgspec Struct, the status it is sent with). First ``Problem`` (any
+    status): the standard members and, optional, every extension member any error declares.
+    Then one ``<Error>Problem`` for each error that declares members of its own.
+    """
+    optional = [
+        (name, Annotated[kind | UnsetType, Meta(description=f"Sent with {'; '.join(by)}.")], UNSET)
+        for name, (kind, by) in _members().items()
+    ]
+    problem = msgspec.defstruct(
+        "Problem",
+        [("type", str), ("title", str), ("status", int), ("detail", str), _FIELD, *optional],
+        kw_only=True,
+        omit_defaults=True,
+        namespace={"__doc__": _PROBLEM_DOC},
+    )
+    models: dict[str, tuple[type[msgspec.Struct], int | None]] = {"Problem": (problem, None)}
+    for cls, status, slug in documented_errors():
+        model = _error_problem(cls, status, slug)
+        models[model.__name__] = (model, status)
+    return models

@@ -10,10 +10,11 @@ from typing import Any
 from commerce.core.auth import Role
 from commerce.core.models import Chain, InventoryLevel, Item, LedgerEntry, Store
 from commerce.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from commerce.core.services import MAX_ID, MAX_ITEMS_FILTER
 from commerce.entrypoints.http import bodies, resources
+from commerce.entrypoints.http.context import AppContext
 from commerce.entrypoints.http.idempotency import WRITE_METHODS
-from commerce.entrypoints.http.resources import TIMESTAMP_PATTERN, AppContext, Status
+from commerce.entrypoints.http.params import MAX_ID, MAX_ITEMS_FILTER, TIMESTAMP_PATTERN
+from commerce.entrypoints.http.resources import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +125,10 @@ CONDITIONAL_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 class Route:
     template: str
     resource: Callable[[AppContext], object]
-    """Built once per app; every route naming the same class shares the one instance."""
+    """Built once per app; every route naming the same class shares the one instance. A
+    collection and one member of it are two classes (``…Collection``, ``…Member``), so every
+    responder is a plain ``on_<method>``: no route needs a Falcon responder suffix."""
     operations: tuple[Operation, ...]
-    suffix: str | None = None
-    """Falcon's responder suffix: ``"item"`` routes GET to ``on_get_item``."""
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -137,7 +138,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route(
         "/chain",
-        resources.Chains,
+        resources.ChainCollection,
         (
             Operation("GET", "listChains", "All chains of the caller's tenant", Chain, many=True),
             Operation(
@@ -154,7 +155,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/chain/{chain_id}",
-        resources.Chains,
+        resources.ChainMember,
         (
             Operation("GET", "getChain", "One chain", Chain, etag=True),
             Operation(
@@ -176,11 +177,10 @@ ROUTES: tuple[Route, ...] = (
                 notes="409 while the chain still has stores.",
             ),
         ),
-        suffix="item",
     ),
     Route(
         "/chain/{chain_id}/stores",
-        resources.ChainStores,
+        resources.ChainStoreCollection,
         (
             Operation("GET", "listChainStores", "The stores of a chain", Store, many=True),
             Operation(
@@ -197,7 +197,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/stores/{store_id}",
-        resources.Stores,
+        resources.StoreMember,
         (
             Operation("GET", "getStore", "One store", Store, etag=True),
             Operation(
@@ -220,11 +220,10 @@ ROUTES: tuple[Route, ...] = (
                 "with it; its change history stays.",
             ),
         ),
-        suffix="item",
     ),
     Route(
         "/stores/{store_id}/inventory",
-        resources.StoreInventory,
+        resources.StoreLevelCollection,
         (
             Operation(
                 "GET",
@@ -238,7 +237,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/stores/{store_id}/inventory/adjustments",
-        resources.Adjustments,
+        resources.StoreAdjustments,
         (
             Operation(
                 "POST",
@@ -257,7 +256,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/stores/{store_id}/inventory/changes",
-        resources.Changes,
+        resources.StoreChangeCollection,
         (
             Operation(
                 "GET",
@@ -271,7 +270,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/stores/{store_id}/inventory/{item_id}",
-        resources.StoreLevel,
+        resources.StoreLevelMember,
         (
             Operation(
                 "GET", "getLevel", "One item's level at one store", InventoryLevel, etag=True
@@ -293,7 +292,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/items",
-        resources.Items,
+        resources.ItemCollection,
         (
             Operation("GET", "listItems", "The item catalogue", Item, many=True),
             Operation(
@@ -311,7 +310,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/items/{item_id}",
-        resources.Items,
+        resources.ItemMember,
         (
             Operation("GET", "getItem", "One item", Item, etag=True),
             Operation(
@@ -334,11 +333,10 @@ ROUTES: tuple[Route, ...] = (
                 notes="409 while any store holds some. Its zero levels go with it.",
             ),
         ),
-        suffix="item",
     ),
     Route(
         "/items/{item_id}/inventory",
-        resources.ItemInventory,
+        resources.ItemLevelCollection,
         (
             Operation(
                 "GET",

@@ -1,11 +1,15 @@
-"""Fixtures for the CLI tests: a clean environment and the root logger put back after each test."""
+"""Fixtures for the CLI tests: a clean environment, the root logger put back, installed plugins."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.cli.installed import Site
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +31,17 @@ def restore_logging() -> Iterator[None]:
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """A folder on ``sys.path`` to install plugin packages into; its modules are forgotten
+    after the test, and the folder leaves ``sys.path``."""
+    root = tmp_path / "site-packages"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+    yield Site(root)
+    for name in set(sys.modules) - before:
+        if str(root) in str(getattr(sys.modules[name], "__file__", None) or ""):
+            del sys.modules[name]

@@ -32,10 +32,10 @@ def test_plugins_as_json_names_each_plugins_hooks_and_what_it_provides(
     plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
     memory, auth = plugins["memory"], plugins["auth-none"]
     assert memory["module"] == "commerce.adapters.storage.memory"
-    assert {"commerce_open_store", "commerce_storage_schemes"} <= set(memory["hooks"])
+    assert {"commerce_storage_backends"} <= set(memory["hooks"])
     assert memory["storage_schemes"] == ["memory"]
     assert memory["authenticators"] == []
-    assert {"commerce_make_authenticator", "commerce_authenticator_names"} <= set(auth["hooks"])
+    assert {"commerce_authenticators"} <= set(auth["hooks"])
     assert auth["authenticators"] == ["none"]
     assert auth["storage_schemes"] == []
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from commerce.adapters.auth.apikeys import ApiKeyAuthenticator
-from commerce.adapters.storage.sql import SqlOptions, SqlStore
-from commerce.adapters.storage.sql.engine import create_engine
+from commerce.adapters.storage.sql import open_sql_storage
 from commerce.core.apikeys import parse_api_key
 from commerce.core.auth import Role
 from commerce.core.errors import Unauthorized
@@ -30,13 +29,13 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def _authenticate(url: str, token: str) -> tuple[str, str, Role]:
-    store = SqlStore(create_engine(url, SqlOptions()))
+    storage = open_sql_storage(url)
     try:
-        principal = ApiKeyAuthenticator(store, cache_seconds=0).authenticate(token)
+        principal = ApiKeyAuthenticator(storage.api_keys, cache_seconds=0).authenticate(token)
         assert principal is not None
         return principal.tenant, principal.subject, principal.role
     finally:
-        store.close()
+        storage.close()
 
 
 def test_tenants_are_created_once_and_listed(

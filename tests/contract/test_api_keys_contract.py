@@ -1,108 +1,16 @@
-"""The storage contract for API keys: create, list, find, revoke and touch, on every backend."""
+"""The API-keys port's contract, run on every backend of ``tests/backends.py``.
+
+The ``storage`` fixture of ``tests/conftest.py`` opens each of those backends in turn.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
-from commerce.core.apikeys import ApiKey, new_api_key
-from commerce.core.auth import Role
-from commerce.core.errors import Conflict, NotFound
-from commerce.core.ports import CommerceStore
-from tests.conftest import new_tenant
+from tests.contract.api_keys import ApiKeysContract
 
 pytestmark = pytest.mark.contract
 
 
-def _create(store: CommerceStore, tenant: str, role: Role = Role.reader) -> tuple[ApiKey, str]:
-    made = new_api_key()
-    return store.create_api_key(tenant, role, made.prefix, made.secret_hash), made.secret_hash
-
-
-def test_a_created_key_is_found_by_its_prefix_with_its_digest(store: CommerceStore) -> None:
-    tenant = new_tenant(store)
-    key, digest = _create(store, tenant, Role.writer)
-    assert (key.tenant, key.role, key.revoked_at, key.last_used_at) == (
-        tenant,
-        Role.writer,
-        None,
-        None,
-    )
-    assert key.created_at.tzinfo is not None
-    assert store.find_api_key(key.prefix) == (key, digest)
-
-
-def test_a_key_record_never_carries_the_digest_of_its_secret(store: CommerceStore) -> None:
-    tenant = new_tenant(store)
-    key, digest = _create(store, tenant)
-    for record in (key, *store.list_api_keys(tenant), store.revoke_api_key(key.id)):
-        assert digest not in repr(record)
-        assert all(value != digest for value in dataclasses.astuple(record))
-
-
-def test_an_unknown_prefix_is_not_found(store: CommerceStore) -> None:
-    assert store.find_api_key("zzzzzzzz") is None
-
-
-def test_a_key_for_an_unknown_tenant_is_refused_as_not_found(store: CommerceStore) -> None:
-    made = new_api_key()
-    with pytest.raises(NotFound):
-        store.create_api_key("no-such-tenant", Role.reader, made.prefix, made.secret_hash)
-    assert store.find_api_key(made.prefix) is None
-
-
-def test_a_prefix_already_taken_is_a_conflict_and_keeps_the_first_key(
-    store: CommerceStore,
-) -> None:
-    tenant = new_tenant(store)
-    key, digest = _create(store, tenant)
-    with pytest.raises(Conflict):
-        store.create_api_key(tenant, Role.admin, key.prefix, new_api_key().secret_hash)
-    assert store.find_api_key(key.prefix) == (key, digest)
-
-
-def test_listing_gives_only_the_tenants_keys_in_id_order(store: CommerceStore) -> None:
-    tenant, other = new_tenant(store), new_tenant(store)
-    mine = [_create(store, tenant, role)[0] for role in (Role.reader, Role.admin, Role.writer)]
-    _create(store, other)
-    listed = store.list_api_keys(tenant)
-    assert listed == sorted(mine, key=lambda k: k.id)
-    assert store.list_api_keys("no-such-tenant") == []
-
-
-def test_revoking_marks_the_key_and_keeps_the_first_revocation_time(store: CommerceStore) -> None:
-    tenant = new_tenant(store)
-    key, digest = _create(store, tenant)
-    revoked = store.revoke_api_key(key.id)
-    assert revoked.revoked_at is not None
-    assert dataclasses.replace(revoked, revoked_at=None) == key
-    assert store.find_api_key(key.prefix) == (revoked, digest)
-    assert store.revoke_api_key(key.id).revoked_at == revoked.revoked_at
-    assert store.list_api_keys(tenant) == [revoked]
-
-
-def test_revoking_an_unknown_key_is_not_found(store: CommerceStore) -> None:
-    with pytest.raises(NotFound):
-        store.revoke_api_key(987654321)
-
-
-def test_touching_records_the_last_use_and_never_moves_it_back(store: CommerceStore) -> None:
-    tenant = new_tenant(store)
-    key, _ = _create(store, tenant)
-    used = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    store.touch_api_key(key.id, used)
-    [listed] = store.list_api_keys(tenant)
-    assert listed.last_used_at == used
-    store.touch_api_key(key.id, used - timedelta(minutes=1))
-    found = store.find_api_key(key.prefix)
-    assert found is not None
-    assert found[0].last_used_at == used
-    store.touch_api_key(key.id, used + timedelta(seconds=1))
-    [listed] = store.list_api_keys(tenant)
-    assert listed.last_used_at == used + timedelta(seconds=1)
-
-
-def test_touching_an_unknown_key_does_nothing(store: CommerceStore) -> None:
-    store.touch_api_key(987654321, datetime.now(UTC))
+class TestApiKeys(ApiKeysContract):
+    """Each test runs once per backend: ``storage`` is parametrized over them."""

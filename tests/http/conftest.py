@@ -1,4 +1,4 @@
-"""HTTP fixtures: a real memory store with two tenants' data, and an app that demands tokens."""
+"""HTTP fixtures: a real memory storage with two tenants' data, and an app that demands tokens."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import falcon
 import falcon.testing
 import pytest
 
-from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core import usecases
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import Unauthorized
 from commerce.core.models import Chain, InventoryLevel, Item, NewChain, NewItem, NewStore, Store
+from commerce.core.ports import Storage
 from commerce.entrypoints.http.app import create_app
 
 ACME = "acme"
@@ -67,10 +69,10 @@ class TickingClock:
 
 @dataclass
 class Seed:
-    """What the store holds. ACME has three chains (the last without stores), four stores,
+    """What the storage holds. ACME has three chains (the last without stores), four stores,
     five items and levels; GLOBEX has one of each."""
 
-    store: MemoryStore
+    storage: Storage
     chains: list[Chain] = field(default_factory=list)
     stores: list[Store] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
@@ -80,32 +82,49 @@ class Seed:
     globex_item: Item | None = None
 
 
-def seed_store(store: MemoryStore) -> Seed:
-    seed = Seed(store)
+def seed_storage(storage: Storage) -> Seed:
+    """Fill ``storage`` through the use cases, as a client of the API would."""
+    seed = Seed(storage)
+    catalogue, inventory = storage.catalogue, storage.inventory
     for tenant in (ACME, GLOBEX):
-        store.create_tenant(tenant, tenant.title())
+        usecases.create_tenant(catalogue, tenant, tenant.title())
     for name in ("North", "South", "Empty"):
-        seed.chains.append(store.create_chain(ACME, NewChain(f"{name} Foods", "+1 555 0100")))
+        seed.chains.append(
+            usecases.create_chain(catalogue, ACME, NewChain(f"{name} Foods", "+1 555 0100"))
+        )
     north, south, _ = seed.chains
     for chain, city in ((north, "Boston"), (north, "Salem"), (north, "Lowell"), (south, "Austin")):
         seed.stores.append(
-            store.create_store(
+            usecases.create_store(
+                catalogue,
                 ACME,
                 NewStore(chain.id, f"{chain.name} {city}", city=city, country="US"),
             )
         )
     for n, cost in enumerate(("12.50", "0.99", "3.00", "100.10", "7.25"), start=1):
-        seed.items.append(store.create_item(ACME, NewItem(f"SKU-{n}", f"Item {n}", Decimal(cost))))
+        seed.items.append(
+            usecases.create_item(catalogue, ACME, NewItem(f"SKU-{n}", f"Item {n}", Decimal(cost)))
+        )
     first = seed.stores[0]
     for n, item in enumerate(seed.items, start=1):
-        seed.levels.append(store.set_quantity(ACME, first.id, item.id, n * 10, actor="test"))
+        seed.levels.append(
+            usecases.set_quantity(inventory, ACME, first.id, item.id, n * 10, actor="test")
+        )
     for other in seed.stores[1:]:
-        seed.levels.append(store.set_quantity(ACME, other.id, seed.items[0].id, 7, actor="test"))
+        seed.levels.append(
+            usecases.set_quantity(inventory, ACME, other.id, seed.items[0].id, 7, actor="test")
+        )
 
-    seed.globex_chain = store.create_chain(GLOBEX, NewChain("Globex Mart"))
-    seed.globex_store = store.create_store(GLOBEX, NewStore(seed.globex_chain.id, "Globex One"))
-    seed.globex_item = store.create_item(GLOBEX, NewItem("G-1", "Gadget", Decimal("1.00")))
-    store.set_quantity(GLOBEX, seed.globex_store.id, seed.globex_item.id, 3, actor="test")
+    seed.globex_chain = usecases.create_chain(catalogue, GLOBEX, NewChain("Globex Mart"))
+    seed.globex_store = usecases.create_store(
+        catalogue, GLOBEX, NewStore(seed.globex_chain.id, "Globex One")
+    )
+    seed.globex_item = usecases.create_item(
+        catalogue, GLOBEX, NewItem("G-1", "Gadget", Decimal("1.00"))
+    )
+    usecases.set_quantity(
+        inventory, GLOBEX, seed.globex_store.id, seed.globex_item.id, 3, actor="test"
+    )
     return seed
 
 
@@ -141,14 +160,14 @@ def walk(client: falcon.testing.TestClient, url: str) -> tuple[list[dict[str, ob
 
 @pytest.fixture
 def seed() -> Iterator[Seed]:
-    store = MemoryStore(clock=TickingClock())
-    yield seed_store(store)
-    store.close()
+    storage = memory_storage(clock=TickingClock())
+    yield seed_storage(storage)
+    storage.close()
 
 
 @pytest.fixture
 def app(seed: Seed) -> App:
-    return create_app(seed.store, [TokenAuthenticator(PRINCIPALS)])
+    return create_app(seed.storage, [TokenAuthenticator(PRINCIPALS)])
 
 
 @pytest.fixture

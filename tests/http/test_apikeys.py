@@ -1,10 +1,11 @@
-"""API keys end to end through the app: the real authenticator over a real store."""
+"""API keys end to end through the app: the real authenticator over real storage."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +18,16 @@ from commerce.adapters.auth.apikeys import (
     DEFAULT_TOUCH_SECONDS,
     ApiKeyAuthenticator,
 )
-from commerce.adapters.storage.memory import MemoryStore
-from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
-from commerce.adapters.storage.sql.engine import create_engine
-from commerce.core.apikeys import NewApiKey, new_api_key, parse_api_key
+from commerce.adapters.storage.memory import memory_storage
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlStorage, open_sql_storage
+from commerce.core import usecases
+from commerce.core.apikeys import ApiKey, NewApiKey, new_api_key, parse_api_key
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import Misconfigured, StorageUnavailable
-from commerce.core.ports import CommerceStore
+from commerce.core.ports import ApiKeys, Storage
+from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.app import create_app
-from commerce.entrypoints.wiring import make_authenticators
 from commerce.plugins import get_plugin_manager
 from tests.http.conftest import (
     ACME,
@@ -62,7 +63,7 @@ class WallClock:
 
 @dataclass
 class Keys:
-    store: CommerceStore
+    storage: Storage
     app: App
     monotonic: FakeMonotonic
     wall: WallClock
@@ -74,28 +75,29 @@ class Keys:
         return client_for(self.app, token)
 
 
-def _key(store: CommerceStore, tenant: str, role: Role) -> NewApiKey:
+def _key(api_keys: ApiKeys, tenant: str, role: Role) -> NewApiKey:
     made = new_api_key()
-    store.create_api_key(tenant, role, made.prefix, made.secret_hash)
+    api_keys.create_api_key(tenant, role, made.prefix, made.secret_hash)
     return made
 
 
-def _app(store: CommerceStore, monotonic: FakeMonotonic, wall: WallClock) -> App:
-    authenticator = ApiKeyAuthenticator(store, monotonic=monotonic, now=wall)
-    return create_app(store, [authenticator])
+def _app(storage: Storage, monotonic: FakeMonotonic, wall: WallClock) -> App:
+    authenticator = ApiKeyAuthenticator(storage.api_keys, monotonic=monotonic, now=wall)
+    return create_app(storage, [authenticator])
 
 
 @pytest.fixture
 def keys(seed: Seed) -> Keys:
     monotonic, wall = FakeMonotonic(), WallClock()
+    api_keys = seed.storage.api_keys
     return Keys(
-        store=seed.store,
-        app=_app(seed.store, monotonic, wall),
+        storage=seed.storage,
+        app=_app(seed.storage, monotonic, wall),
         monotonic=monotonic,
         wall=wall,
-        reader=_key(seed.store, ACME, Role.reader).token,
-        writer=_key(seed.store, ACME, Role.writer).token,
-        globex=_key(seed.store, GLOBEX, Role.admin).token,
+        reader=_key(api_keys, ACME, Role.reader).token,
+        writer=_key(api_keys, ACME, Role.writer).token,
+        globex=_key(api_keys, GLOBEX, Role.admin).token,
     )
 
 
@@ -105,8 +107,8 @@ def _prefix(token: str) -> str:
     return parsed[0]
 
 
-def _key_id(store: CommerceStore, token: str) -> int:
-    found = store.find_api_key(_prefix(token))
+def _key_id(api_keys: ApiKeys, token: str) -> int:
+    found = api_keys.find_api_key(_prefix(token))
     assert found is not None
     return found[0].id
 
@@ -166,16 +168,17 @@ def test_a_writer_key_may_write(keys: Keys) -> None:
 def test_the_principal_of_a_key_names_the_key_by_its_prefix_never_its_secret(
     keys: Keys,
 ) -> None:
-    authenticator = ApiKeyAuthenticator(keys.store)
+    authenticator = ApiKeyAuthenticator(keys.storage.api_keys)
     assert authenticator.authenticate(keys.writer) == Principal(
         ACME, f"key:{_prefix(keys.writer)}", Role.writer
     )
 
 
 def test_a_revoked_key_is_a_401(seed: Seed) -> None:
-    token = _key(seed.store, ACME, Role.admin).token
-    seed.store.revoke_api_key(_key_id(seed.store, token))
-    result = client_for(_app(seed.store, FakeMonotonic(), WallClock()), token).simulate_get(
+    api_keys = seed.storage.api_keys
+    token = _key(api_keys, ACME, Role.admin).token
+    api_keys.revoke_api_key(_key_id(api_keys, token))
+    result = client_for(_app(seed.storage, FakeMonotonic(), WallClock()), token).simulate_get(
         "/chain"
     )
     assert result.status_code == 401
@@ -187,7 +190,7 @@ def test_a_key_revoked_while_cached_is_refused_once_the_cache_lifetime_has_passe
 ) -> None:
     client = keys.client(keys.reader)
     assert client.simulate_get("/chain").status_code == 200
-    keys.store.revoke_api_key(_key_id(keys.store, keys.reader))
+    keys.storage.api_keys.revoke_api_key(_key_id(keys.storage.api_keys, keys.reader))
     keys.monotonic.now += DEFAULT_CACHE_SECONDS
     assert client.simulate_get("/chain").status_code == 401
 
@@ -195,8 +198,9 @@ def test_a_key_revoked_while_cached_is_refused_once_the_cache_lifetime_has_passe
 def test_unknown_wrong_malformed_and_revoked_keys_get_byte_identical_401s(
     keys: Keys, seed: Seed
 ) -> None:
-    revoked = _key(seed.store, ACME, Role.reader).token
-    seed.store.revoke_api_key(_key_id(seed.store, revoked))
+    api_keys = seed.storage.api_keys
+    revoked = _key(api_keys, ACME, Role.reader).token
+    api_keys.revoke_api_key(_key_id(api_keys, revoked))
     prefix = _prefix(keys.reader)
     wrong_secret = f"cm_{prefix}_{'A' * 43}"
     # The right key once, so the wrong secret is also tried against a cached key.
@@ -221,7 +225,9 @@ def test_unknown_wrong_malformed_and_revoked_keys_get_byte_identical_401s(
 
 
 def test_a_token_that_is_not_a_key_is_left_to_the_next_authenticator(seed: Seed) -> None:
-    app = create_app(seed.store, [ApiKeyAuthenticator(seed.store), TokenAuthenticator(PRINCIPALS)])
+    app = create_app(
+        seed.storage, [ApiKeyAuthenticator(seed.storage.api_keys), TokenAuthenticator(PRINCIPALS)]
+    )
     assert client_for(app, READER_TOKEN).simulate_get("/chain").status_code == 200
 
 
@@ -231,7 +237,7 @@ def test_last_used_at_is_recorded_on_first_use_and_then_at_most_once_per_interva
     client = keys.client(keys.reader)
 
     def last_used() -> datetime | None:
-        found = keys.store.find_api_key(_prefix(keys.reader))
+        found = keys.storage.api_keys.find_api_key(_prefix(keys.reader))
         assert found is not None
         return found[0].last_used_at
 
@@ -249,16 +255,34 @@ def test_last_used_at_is_recorded_on_first_use_and_then_at_most_once_per_interva
     assert last_used() == keys.wall.now
 
 
-class TouchFails(MemoryStore):
+class TouchFails:
+    """API keys whose ``last_used_at`` cannot be written; everything else works."""
+
+    def __init__(self, api_keys: ApiKeys) -> None:
+        self._api_keys = api_keys
+
+    def create_api_key(self, tenant: str, role: Role, prefix: str, secret_hash: str) -> ApiKey:
+        return self._api_keys.create_api_key(tenant, role, prefix, secret_hash)
+
+    def list_api_keys(self, tenant: str) -> Sequence[ApiKey]:
+        return self._api_keys.list_api_keys(tenant)
+
+    def revoke_api_key(self, key_id: int) -> ApiKey:
+        return self._api_keys.revoke_api_key(key_id)
+
+    def find_api_key(self, prefix: str) -> tuple[ApiKey, str] | None:
+        return self._api_keys.find_api_key(prefix)
+
     def touch_api_key(self, key_id: int, at: datetime) -> None:
         raise StorageUnavailable("the database is gone for a moment")
 
 
 def test_a_failing_last_used_write_never_fails_the_request() -> None:
-    store = TouchFails()
-    store.create_tenant(ACME, "Acme")
-    token = _key(store, ACME, Role.reader).token
-    app = create_app(store, [ApiKeyAuthenticator(store)])
+    working = memory_storage()
+    storage = dataclasses.replace(working, api_keys=TouchFails(working.api_keys))
+    usecases.create_tenant(storage.catalogue, ACME, "Acme")
+    token = _key(storage.api_keys, ACME, Role.reader).token
+    app = create_app(storage, [ApiKeyAuthenticator(storage.api_keys)])
     assert client_for(app, token).simulate_get("/chain").status_code == 200
 
 
@@ -266,9 +290,8 @@ def test_a_failing_last_used_write_never_fails_the_request() -> None:
 
 
 def test_commerce_auth_apikeys_builds_the_key_authenticator_through_the_plugins() -> None:
-    store = MemoryStore()
     settings = Settings(database_url="memory://", auth=("apikeys",))
-    [authenticator] = make_authenticators(get_plugin_manager(), settings, store)
+    [authenticator] = bootstrap(settings, get_plugin_manager()).authenticators
     assert isinstance(authenticator, ApiKeyAuthenticator)
 
 
@@ -277,31 +300,31 @@ def test_a_cache_lifetime_that_is_not_a_number_of_seconds_is_refused_at_start() 
         database_url="memory://", auth=("apikeys",), extra={"apikey_cache_seconds": "soon"}
     )
     with pytest.raises(Misconfigured, match="COMMERCE_APIKEY_CACHE_SECONDS"):
-        make_authenticators(get_plugin_manager(), settings, MemoryStore())
+        bootstrap(settings, get_plugin_manager()).authenticators  # noqa: B018 -- builds them
 
 
 # -- secrets stay secret ------------------------------------------------------------------
 
 
 @pytest.fixture
-def sqlite_file(tmp_path: Path) -> Iterator[tuple[Path, SqlStore]]:
+def sqlite_file(tmp_path: Path) -> Iterator[tuple[Path, SqlStorage]]:
     path = tmp_path / "keys.db"
     url = f"sqlite:///{path}"
     AlembicSchemaManager(url).upgrade()
-    store = SqlStore(create_engine(url, SqlOptions()))
-    yield path, store
-    store.close()
+    storage = open_sql_storage(url)
+    yield path, storage
+    storage.close()
 
 
 def test_neither_a_key_nor_its_secret_appears_in_the_logs_or_in_clear_in_the_database_file(
-    sqlite_file: tuple[Path, SqlStore], caplog: pytest.LogCaptureFixture
+    sqlite_file: tuple[Path, SqlStorage], caplog: pytest.LogCaptureFixture
 ) -> None:
-    path, store = sqlite_file
+    path, storage = sqlite_file
     caplog.set_level(logging.DEBUG)
-    store.create_tenant(ACME, "Acme")
-    made = _key(store, ACME, Role.admin)
-    other = _key(store, ACME, Role.reader)
-    app = create_app(store, [ApiKeyAuthenticator(store)])
+    usecases.create_tenant(storage.catalogue, ACME, "Acme")
+    made = _key(storage.api_keys, ACME, Role.admin)
+    other = _key(storage.api_keys, ACME, Role.reader)
+    app = create_app(storage, [ApiKeyAuthenticator(storage.api_keys)])
     parsed = parse_api_key(made.token)
     assert parsed is not None
     _, secret = parsed
@@ -309,9 +332,9 @@ def test_neither_a_key_nor_its_secret_appears_in_the_logs_or_in_clear_in_the_dat
     assert client.simulate_get("/chain").status_code == 200
     assert client.simulate_post("/chain", json={"name": "Logged"}).status_code == 201
     assert client_for(app, made.token[:-1] + "x").simulate_get("/chain").status_code == 401
-    store.revoke_api_key(_key_id(store, other.token))
+    storage.api_keys.revoke_api_key(_key_id(storage.api_keys, other.token))
     assert client_for(app, other.token).simulate_get("/chain").status_code == 401
-    store.close()
+    storage.close()
 
     assert caplog.records, "the requests were expected to be logged"
     logged = caplog.text + "".join(repr(r.__dict__) for r in caplog.records)

@@ -17,7 +17,7 @@ from commerce.plugins import get_plugin_manager
 pytestmark = pytest.mark.http
 
 
-def test_get_app_serves_a_memory_store_from_settings() -> None:
+def test_get_app_serves_memory_storage_from_settings() -> None:
     app = get_app(Settings(database_url="memory://", auth=("none",)), pm=get_plugin_manager())
     client = falcon.testing.TestClient(app)
     assert client.simulate_get("/readyz").status_code == 200
@@ -61,7 +61,8 @@ def test_an_unknown_authenticator_is_misconfigured() -> None:
 
 
 def test_authentication_none_is_announced_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="commerce.http"):
+    # "commerce": the composition root (commerce.bootstrap) opens storage and announces it.
+    with caplog.at_level(logging.INFO, logger="commerce"):
         get_app(Settings(database_url="memory://", auth=("none",)), pm=get_plugin_manager())
     events = {getattr(r, "event", None): r for r in caplog.records}
     assert events[LogEvent.AUTH_NONE_IN_USE].levelno == logging.WARNING

@@ -136,7 +136,7 @@ def test_the_first_authenticator_that_answers_wins(seed: Seed) -> None:
     never = Never()
     globex = Fixed(Principal(GLOBEX, "g", Role.reader))
     acme = Fixed(Principal(ACME, "a", Role.reader))
-    app = create_app(seed.store, [never, globex, acme])
+    app = create_app(seed.storage, [never, globex, acme])
     assert _chain_names(app, "anything") == ["Globex Mart"]
     assert (never.calls, globex.calls, acme.calls) == (1, 1, 0)
 
@@ -145,14 +145,14 @@ def test_a_token_based_authenticator_passes_to_the_next_when_there_is_no_token(
     seed: Seed,
 ) -> None:
     fallback = Fixed(Principal(GLOBEX, "g", Role.reader))
-    app = create_app(seed.store, [TokenAuthenticator(PRINCIPALS), fallback])
+    app = create_app(seed.storage, [TokenAuthenticator(PRINCIPALS), fallback])
     assert _chain_names(app, None) == ["Globex Mart"]
     assert _chain_names(app, READER_TOKEN) == ["North Foods", "South Foods", "Empty Foods"]
 
 
 def test_an_authenticator_refusing_a_token_stops_the_search(seed: Seed) -> None:
     fallback = Fixed(Principal(GLOBEX, "g", Role.reader))
-    app = create_app(seed.store, [TokenAuthenticator(PRINCIPALS), fallback])
+    app = create_app(seed.storage, [TokenAuthenticator(PRINCIPALS), fallback])
     result = falcon.testing.TestClient(app).simulate_get(
         "/chain", headers={"Authorization": "Bearer forged"}
     )
@@ -161,7 +161,7 @@ def test_an_authenticator_refusing_a_token_stops_the_search(seed: Seed) -> None:
 
 
 def test_no_authenticators_means_every_protected_route_is_a_401(seed: Seed) -> None:
-    client = falcon.testing.TestClient(create_app(seed.store, []))
+    client = falcon.testing.TestClient(create_app(seed.storage, []))
     _assert_401(client.simulate_get("/chain", headers={"Authorization": f"Bearer {READER_TOKEN}"}))
     assert client.simulate_get("/healthz").status_code == 200
 
@@ -172,7 +172,7 @@ class Revoked:
 
 
 def test_the_authenticators_reason_is_the_problems_detail(seed: Seed) -> None:
-    client = falcon.testing.TestClient(create_app(seed.store, [Revoked()]))
+    client = falcon.testing.TestClient(create_app(seed.storage, [Revoked()]))
     result = client.simulate_get("/chain", headers={"Authorization": "Bearer old"})
     _assert_401(result)
     assert result.json["detail"] == "this key was revoked"

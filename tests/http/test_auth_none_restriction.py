@@ -8,6 +8,7 @@ import falcon.testing
 import pytest
 
 from commerce.core.errors import Misconfigured
+from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.app import get_app
 from commerce.plugins import get_plugin_manager
@@ -38,9 +39,8 @@ def test_none_is_allowed_with_memory_storage() -> None:
 
 def test_none_is_allowed_in_demo_mode_with_a_durable_database(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path}/c.db", auth=("none",), demo=True)
-    manager = get_plugin_manager().hook.commerce_schema_manager(
-        url=settings.database_url, settings=settings.plugin_settings()
-    )
+    manager = bootstrap(settings, get_plugin_manager()).schema_manager()
+    assert manager is not None
     manager.upgrade()
     app = get_app(settings, pm=get_plugin_manager())
     assert falcon.testing.TestClient(app).simulate_get("/chain").status_code == 200

@@ -22,7 +22,7 @@ LIMIT = 64
 @pytest.fixture
 def small(seed: Seed) -> App:
     """The app with a body limit of 64 bytes."""
-    return create_app(seed.store, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=LIMIT)
+    return create_app(seed.storage, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=LIMIT)
 
 
 class CountingStream(io.BytesIO):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import falcon.testing
 import pytest
 
+from commerce.entrypoints.http.app import create_app
 from commerce.entrypoints.http.conditional import etag_of
-from tests.http.conftest import Seed
+from tests.http.conftest import PRINCIPALS, WRITER_TOKEN, Seed, TokenAuthenticator, client_for
 from tests.http.test_errors import assert_problem
 
 pytestmark = pytest.mark.http
@@ -170,3 +174,35 @@ def test_an_expected_quantity_in_the_body_wins_over_if_match(writer: Client, see
         url, json={"quantity": 5, "expected_quantity": 9}, headers={"If-Match": etag}
     )
     assert assert_problem(result, 409, "conflict")["current_quantity"] == 10
+
+
+class RivalCountFirst:
+    """Inventory where another count (to 99) lands just before each of ours: the race that
+    ``If-Match`` cannot see, as it was checked before, and that storage must catch."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def set_quantity(self, tenant: str, store_id: int, item_id: int, *args: Any, **kw: Any) -> Any:
+        self.inner.set_quantity(tenant, store_id, item_id, 99, actor="rival")
+        return self.inner.set_quantity(tenant, store_id, item_id, *args, **kw)
+
+
+def test_a_count_overtaken_after_its_if_match_held_is_a_412_with_the_current_quantity(
+    seed: Seed,
+) -> None:
+    storage = dataclasses.replace(seed.storage, inventory=RivalCountFirst(seed.storage.inventory))
+    writer = client_for(create_app(storage, [TokenAuthenticator(PRINCIPALS)]), WRITER_TOKEN)
+    store, item = seed.stores[0].id, seed.items[0].id
+    url = f"/stores/{store}/inventory/{item}"
+    etag = writer.simulate_get(url).headers["ETag"]
+    result = writer.simulate_put(url, json={"quantity": 5}, headers={"If-Match": etag})
+    problem = assert_problem(result, 412, "precondition-failed")
+    assert problem["current_quantity"] == 99
+    assert problem["detail"] == (
+        f"the level of item {item} at store {store} has changed since the version If-Match names"
+    )
+    assert writer.simulate_get(url).json["quantity"] == 99

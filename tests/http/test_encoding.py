@@ -1,4 +1,4 @@
-"""What goes out: timestamps in UTC with Z whatever the store hands back, money as strings."""
+"""What goes out: timestamps in UTC with Z whatever storage hands back, money as strings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core import usecases
 from commerce.core.models import InventoryLevel, Item, NewChain, NewItem
 from commerce.entrypoints.http.app import create_app
 from commerce.entrypoints.http.media import encode_row, encode_rows
@@ -29,10 +30,10 @@ pytestmark = pytest.mark.http
     ],
 )
 def test_every_timestamp_goes_out_in_utc_with_z(stamp: datetime) -> None:
-    store = MemoryStore(clock=lambda: stamp)
-    store.create_tenant(ACME, "Acme")
-    chain = store.create_chain(ACME, NewChain("North"))
-    result = client_for(create_app(store, [TokenAuthenticator(PRINCIPALS)])).simulate_get(
+    storage = memory_storage(clock=lambda: stamp)
+    usecases.create_tenant(storage.catalogue, ACME, "Acme")
+    chain = usecases.create_chain(storage.catalogue, ACME, NewChain("North"))
+    result = client_for(create_app(storage, [TokenAuthenticator(PRINCIPALS)])).simulate_get(
         f"/chain/{chain.id}"
     )
     assert result.json["created_at"] == "2024-05-01T12:30:00Z"
@@ -65,10 +66,10 @@ def test_money_keeps_every_digit_as_a_string() -> None:
 
 
 def test_a_row_already_in_utc_is_sent_as_is() -> None:
-    store = MemoryStore()
-    store.create_tenant(ACME, "Acme")
-    item = store.create_item(ACME, NewItem("S", "N", Decimal("1.00")))
-    result = client_for(create_app(store, [TokenAuthenticator(PRINCIPALS)])).simulate_get(
+    storage = memory_storage()
+    usecases.create_tenant(storage.catalogue, ACME, "Acme")
+    item = usecases.create_item(storage.catalogue, ACME, NewItem("S", "N", Decimal("1.00")))
+    result = client_for(create_app(storage, [TokenAuthenticator(PRINCIPALS)])).simulate_get(
         f"/items/{item.id}"
     )
     assert result.json["created_at"].endswith("Z")

@@ -11,20 +11,30 @@ import falcon
 import falcon.testing
 import pytest
 
-from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core import usecases
 from commerce.core.auth import Role
 from commerce.core.errors import (
+    ChainHasStores,
     CommerceError,
     Conflict,
     Forbidden,
+    IdempotencyMismatch,
     InsufficientStock,
     InvalidInput,
+    ItemHasStock,
+    LevelChanged,
     Misconfigured,
     NotFound,
+    QuantityMismatch,
+    SkuTaken,
     StorageUnavailable,
+    StoreHasStock,
     Unauthorized,
+    VersionMismatch,
 )
 from commerce.core.events import LogEvent
+from commerce.core.ports import Storage
 from commerce.entrypoints.http import app as app_module
 from commerce.entrypoints.http.app import create_app
 from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
@@ -137,11 +147,11 @@ def test_a_query_parameter_given_twice_is_a_400_naming_it(
     assert body["field"] == name
 
 
-def test_a_malformed_id_is_refused_before_the_store_is_asked(
+def test_a_malformed_id_is_refused_before_storage_is_asked(
     seed: Seed,
 ) -> None:
-    # A store that fails every call: a 400 proves the id was judged first.
-    app = create_app(FailingStore(RuntimeError), [TokenAuthenticator(PRINCIPALS)])
+    # Storage that fails every call: a 400 proves the id was judged first.
+    app = create_app(failing_storage(RuntimeError), [TokenAuthenticator(PRINCIPALS)])
     body = assert_problem(client_for(app).simulate_get("/chain/abc"), 400, "invalid-input")
     assert body["field"] == "chain_id"
 
@@ -216,9 +226,9 @@ def _globex_paths(seed: Seed) -> list[str]:
 def test_another_tenants_resource_is_a_404_identical_to_a_missing_one(
     client: falcon.testing.TestClient, seed: Seed
 ) -> None:
-    # The same requests against a store where those ids were never created.
-    empty = MemoryStore()
-    empty.create_tenant(ACME, "Acme")
+    # The same requests against storage where those ids were never created.
+    empty = memory_storage()
+    usecases.create_tenant(empty.catalogue, ACME, "Acme")
     missing = client_for(create_app(empty, [TokenAuthenticator(PRINCIPALS)]))
     for path in _globex_paths(seed):
         theirs = client.simulate_get(path)
@@ -253,7 +263,7 @@ def test_a_wrong_method_is_a_405_problem_with_allow(
 
 
 def test_a_body_over_the_limit_is_a_413_problem(seed: Seed) -> None:
-    app = create_app(seed.store, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=10)
+    app = create_app(seed.storage, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=10)
     client = client_for(app)
     assert_problem(client.simulate_put("/chain/1", body=b"x" * 11), 413, "content-too-large")
     # At the limit the body is let through, to the 405 this route answers to PUT.
@@ -261,7 +271,7 @@ def test_a_body_over_the_limit_is_a_413_problem(seed: Seed) -> None:
 
 
 def test_a_body_over_the_limit_is_refused_before_authentication(seed: Seed) -> None:
-    app = create_app(seed.store, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=10)
+    app = create_app(seed.storage, [TokenAuthenticator(PRINCIPALS)], max_body_bytes=10)
     result = client_for(app, token=None).simulate_post("/chain", body=b"x" * 11)
     assert_problem(result, 413, "content-too-large")
 
@@ -309,7 +319,7 @@ class Writes:
 def test_a_reader_writing_is_a_403_problem(seed: Seed, monkeypatch: pytest.MonkeyPatch) -> None:
     roles = {**required_roles(), ("/test/writes", "POST"): Role.writer}
     monkeypatch.setattr(app_module, "required_roles", lambda: roles)
-    app = create_app(seed.store, [TokenAuthenticator(PRINCIPALS)])
+    app = create_app(seed.storage, [TokenAuthenticator(PRINCIPALS)])
     app.add_route("/test/writes", Writes())
     body = assert_problem(
         client_for(app, READER_TOKEN).simulate_post("/test/writes"), 403, "forbidden"
@@ -355,6 +365,49 @@ def test_each_core_error_maps_to_its_status(
         assert body["title"] == exc.title
 
 
+STANDARD_MEMBERS = {"type", "title", "status", "detail", "field"}
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "slug", "members"),
+    [
+        (SkuTaken("A-1"), 409, "conflict", {}),
+        (ChainHasStores(5), 409, "conflict", {}),
+        (StoreHasStock(4, 2, [7, 9]), 409, "conflict", {"item_ids": [7, 9]}),
+        (ItemHasStock(7, 1, [4]), 409, "conflict", {"store_ids": [4]}),
+        (QuantityMismatch(4, 7, 10, 3), 409, "conflict", {"current_quantity": 10}),
+        (
+            InsufficientStock([{"item_id": 3, "quantity": 1, "delta": -2}]),
+            409,
+            "insufficient-stock",
+            {"items": [{"item_id": 3, "quantity": 1, "delta": -2}]},
+        ),
+        (VersionMismatch("chain", 5), 412, "precondition-failed", {}),
+        (LevelChanged(4, 7, 10), 412, "precondition-failed", {"current_quantity": 10}),
+        (IdempotencyMismatch(), 422, "idempotency-key-reused", {}),
+    ],
+)
+def test_each_typed_error_is_the_problem_of_its_base_class_with_its_own_facts(
+    app: App, exc: CommerceError, status: int, slug: str, members: dict[str, Any]
+) -> None:
+    app.add_route("/test/raises", Raises(exc))
+    body = assert_problem(client_for(app).simulate_get("/test/raises"), status, slug)
+    assert body["detail"] == exc.detail
+    assert body["title"] == exc.title
+    assert {k: v for k, v in body.items() if k not in STANDARD_MEMBERS} == members
+
+
+def test_a_fact_an_error_does_not_declare_is_not_sent_but_logged(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Undeclared, it would be missing from the OpenAPI document: a client could not know it.
+    app.add_route("/test/raises", Raises(Conflict("no", undeclared=1)))
+    with caplog.at_level(logging.WARNING, logger="commerce.http"):
+        body = assert_problem(client_for(app).simulate_get("/test/raises"), 409, "conflict")
+    assert "undeclared" not in body
+    assert any("undeclared" in r.getMessage() for r in caplog.records)
+
+
 def test_an_invalid_input_problem_names_the_body_field(app: App) -> None:
     app.add_route(
         "/test/raises", Raises(InvalidInput("adjustments[2].delta", "must be an integer"))
@@ -366,8 +419,8 @@ def test_an_invalid_input_problem_names_the_body_field(app: App) -> None:
 # -- 503 and 500 -----------------------------------------------------------------------------
 
 
-class FailingStore:
-    """A store whose every method raises what ``make_error`` makes."""
+class FailingPort:
+    """A port whose every method raises what ``make_error`` makes."""
 
     def __init__(self, make_error: Callable[[], Exception]) -> None:
         self._make_error = make_error
@@ -377,6 +430,16 @@ class FailingStore:
             raise self._make_error()
 
         return fail
+
+
+def failing_storage(make_error: Callable[[], Exception]) -> Storage:
+    """Storage whose every port, and ``check``, raises what ``make_error`` makes."""
+    port: Any = FailingPort(make_error)
+
+    def check() -> None:
+        raise make_error()
+
+    return Storage(port, port, port, port, check=check, close=lambda: None, name="failing")
 
 
 def _down() -> Exception:
@@ -399,21 +462,21 @@ ALL_READS = [
 
 @pytest.mark.parametrize("path", ALL_READS)
 def test_storage_down_is_a_503_problem_with_retry_after(path: str) -> None:
-    app = create_app(FailingStore(_down), [TokenAuthenticator(PRINCIPALS)])
+    app = create_app(failing_storage(_down), [TokenAuthenticator(PRINCIPALS)])
     result = client_for(app).simulate_get(path)
     assert_problem(result, 503, "storage-unavailable")
     assert result.headers["Retry-After"] == "7"
 
 
 def test_storage_down_does_not_fail_liveness() -> None:
-    app = create_app(FailingStore(_down), [TokenAuthenticator(PRINCIPALS)])
+    app = create_app(failing_storage(_down), [TokenAuthenticator(PRINCIPALS)])
     assert client_for(app, None).simulate_get("/healthz").status_code == 200
 
 
 def test_storage_down_is_logged_once_as_storage_unavailable(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = create_app(FailingStore(_down), [TokenAuthenticator(PRINCIPALS)])
+    app = create_app(failing_storage(_down), [TokenAuthenticator(PRINCIPALS)])
     with caplog.at_level(logging.INFO, logger="commerce.http"):
         client_for(app).simulate_get("/chain")
     events = [getattr(r, "event", None) for r in caplog.records]
@@ -429,7 +492,7 @@ def _boom() -> Exception:
 
 @pytest.mark.parametrize("path", ALL_READS)
 def test_an_unexpected_error_is_a_500_problem_without_internals(path: str) -> None:
-    app = create_app(FailingStore(_boom), [TokenAuthenticator(PRINCIPALS)])
+    app = create_app(failing_storage(_boom), [TokenAuthenticator(PRINCIPALS)])
     result = client_for(app).simulate_get(path)
     body = assert_problem(result, 500, "internal-error")
     assert body["title"] == "Internal Server Error"
@@ -440,7 +503,7 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(path: str) -> No
 def test_an_unexpected_error_is_logged_with_its_traceback_and_request_id(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = create_app(FailingStore(_boom), [TokenAuthenticator(PRINCIPALS)])
+    app = create_app(failing_storage(_boom), [TokenAuthenticator(PRINCIPALS)])
     with caplog.at_level(logging.INFO, logger="commerce.http"):
         result = client_for(app).simulate_get("/chain", headers={"X-Request-ID": "req-42"})
     failed = [r for r in caplog.records if getattr(r, "event", None) == LogEvent.REQUEST_FAILED]

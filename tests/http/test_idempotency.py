@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import falcon.testing
 import pytest
 
-from commerce.adapters.storage.memory import MemoryStore
-from commerce.core.errors import Conflict, StorageUnavailable
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core import usecases
+from commerce.core.errors import IdempotencyInProgress, StorageUnavailable
 from commerce.core.models import StoredResponse
+from commerce.core.ports import Storage
 from commerce.entrypoints.http.app import create_app
 from tests.http.conftest import (
     ADMIN_TOKEN,
@@ -158,45 +161,61 @@ def test_a_key_on_a_read_is_ignored(client: Client) -> None:
     assert result.status_code == 200
 
 
-class Busy(MemoryStore):
-    """Says that another request holds every key."""
+def acme_storage(clock: Any = None) -> Storage:
+    """Fresh memory storage holding the tenant ``acme`` only."""
+    storage = memory_storage(clock=clock)
+    usecases.create_tenant(storage.catalogue, "acme", "Acme")
+    return storage
+
+
+class Wrapped:
+    """A port that passes every call on to ``inner``, but for the methods a subclass overrides."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner: Any = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Busy(Wrapped):
+    """Idempotency records that say another request holds every key."""
 
     def claim_idempotency_key(
         self, tenant: str, key: str, fingerprint: str, *, stale_after: timedelta
     ) -> StoredResponse | None:
-        raise Conflict("a request with this Idempotency-Key is still in progress")
+        raise IdempotencyInProgress()
 
 
 def test_a_retry_while_the_first_runs_is_a_409_with_retry_after(seed: Seed) -> None:
-    store = Busy()
-    store.create_tenant("acme", "Acme")
-    client = client_for(create_app(store, [TokenAuthenticator(PRINCIPALS)]), ADMIN_TOKEN)
+    storage = acme_storage()
+    storage = dataclasses.replace(storage, idempotency=Busy(storage.idempotency))
+    client = client_for(create_app(storage, [TokenAuthenticator(PRINCIPALS)]), ADMIN_TOKEN)
     result = client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k"))
     assert_problem(result, 409, "conflict")
     assert result.headers["Retry-After"] == "1"
     assert client.simulate_get("/chain").json == [], "nothing was applied"
 
 
-class FailingWrites(MemoryStore):
-    """Storage that goes down for writes, to see what becomes of a held key."""
+class FailingWrites(Wrapped):
+    """A catalogue that goes down for writes, to see what becomes of a held key."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = True
+    down = True
 
     def create_chain(self, tenant: str, new: Any) -> Any:
         if self.down:
             raise StorageUnavailable("the database is restarting")
-        return super().create_chain(tenant, new)
+        return self.inner.create_chain(tenant, new)
 
 
 def test_a_failed_request_releases_its_key_so_the_retry_runs(seed: Seed) -> None:
-    store = FailingWrites()
-    store.create_tenant("acme", "Acme")
-    client = client_for(create_app(store, [TokenAuthenticator(PRINCIPALS)]), ADMIN_TOKEN)
+    storage = acme_storage()
+    catalogue = FailingWrites(storage.catalogue)
+    storage = dataclasses.replace(storage, catalogue=catalogue)
+    client = client_for(create_app(storage, [TokenAuthenticator(PRINCIPALS)]), ADMIN_TOKEN)
     failed = client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k"))
     assert_problem(failed, 503, "storage-unavailable")
-    store.down = False
+    catalogue.down = False
     retried = client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k"))
     assert retried.status_code == 201
     assert "Idempotent-Replayed" not in retried.headers
@@ -212,10 +231,8 @@ class Clock:
 
 def test_keys_are_kept_for_the_ttl_and_then_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    store = MemoryStore(clock=clock)
-    store.create_tenant("acme", "Acme")
     app = create_app(
-        store,
+        acme_storage(clock),
         [TokenAuthenticator(PRINCIPALS)],
         idempotency_ttl=timedelta(hours=48),
         clock=clock,
@@ -238,10 +255,11 @@ def test_keys_are_kept_for_the_ttl_and_then_forgotten(monkeypatch: pytest.Monkey
 
 def test_a_ttl_below_a_day_counts_as_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    store = MemoryStore(clock=clock)
-    store.create_tenant("acme", "Acme")
     app = create_app(
-        store, [TokenAuthenticator(PRINCIPALS)], idempotency_ttl=timedelta(hours=1), clock=clock
+        acme_storage(clock),
+        [TokenAuthenticator(PRINCIPALS)],
+        idempotency_ttl=timedelta(hours=1),
+        clock=clock,
     )
     client = client_for(app, ADMIN_TOKEN)
     monkeypatch.setattr("commerce.entrypoints.http.idempotency.PURGE_EVERY", 0.0)
@@ -251,25 +269,25 @@ def test_a_ttl_below_a_day_counts_as_a_day(monkeypatch: pytest.MonkeyPatch) -> N
     assert replay.headers.get("Idempotent-Replayed") == "true"
 
 
-class Unpurgeable(MemoryStore):
+class Unpurgeable(Wrapped):
     def purge_idempotency_keys(self, older_than: datetime) -> int:
         raise StorageUnavailable("no")
 
 
 def test_a_failing_purge_does_not_fail_the_request() -> None:
-    store = Unpurgeable()
-    store.create_tenant("acme", "Acme")
-    client = client_for(create_app(store, [TokenAuthenticator(PRINCIPALS)]), ADMIN_TOKEN)
+    storage = acme_storage()
+    storage = dataclasses.replace(storage, idempotency=Unpurgeable(storage.idempotency))
+    client = client_for(create_app(storage, [TokenAuthenticator(PRINCIPALS)]), ADMIN_TOKEN)
     assert client.simulate_post("/chain", json={"name": "A"}, headers=keyed("k")).status_code == 201
 
 
-def test_reads_never_touch_the_key_store(app: App, seed: Seed) -> None:
+def test_reads_never_touch_the_idempotency_records(app: App, seed: Seed) -> None:
     calls: list[str] = []
 
     def spy(*args: object, **kwargs: object) -> None:
         calls.append("claim")
 
-    seed.store.claim_idempotency_key = spy  # type: ignore[method-assign]
+    seed.storage.idempotency.claim_idempotency_key = spy  # type: ignore[method-assign]
     client = client_for(app, ADMIN_TOKEN)
     client.simulate_get("/chain", headers=keyed("k"))
     client.simulate_get(f"/chain/{seed.chains[0].id}", headers=keyed("k"))

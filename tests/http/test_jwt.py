@@ -58,7 +58,7 @@ def _hs256(**overrides: Any) -> str:
 
 
 def _app(seed: Seed, settings: Mapping[str, str]) -> App:
-    return create_app(seed.store, [JwtAuthenticator.from_settings(settings)])
+    return create_app(seed.storage, [JwtAuthenticator.from_settings(settings)])
 
 
 def _get(app: App, token: str, path: str = "/chain") -> falcon.testing.Result:
@@ -97,12 +97,10 @@ def _jwks_file(
 ) -> Path:
     entries = []
     for kid, key in keys.items():
-        algorithm = (
-            jwt.algorithms.RSAAlgorithm
-            if isinstance(key, rsa.RSAPrivateKey)
-            else jwt.algorithms.ECAlgorithm
-        )
-        entry = json.loads(algorithm.to_jwk(key.public_key()))
+        if isinstance(key, rsa.RSAPrivateKey):
+            entry = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        else:
+            entry = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
         entry.update(kid=kid, use="sig")
         entries.append(entry)
     path = tmp_path / "jwks.json"

@@ -11,6 +11,7 @@ import falcon.testing
 import pytest
 from openapi_spec_validator import validate
 
+from commerce.core.errors import error_classes
 from commerce.core.models import Chain, InventoryLevel, Item, Reason, Store
 from commerce.core.validation import MAX_ADJUSTMENTS, MAX_QUANTITY, NAME_MAX
 from commerce.entrypoints.http.bodies import COST_PATTERN
@@ -195,7 +196,7 @@ def test_every_route_in_the_table_has_its_responders() -> None:
     for route in ROUTES:
         resource = route.resource
         for op in route.operations:
-            name = f"on_{op.method.lower()}" + (f"_{route.suffix}" if route.suffix else "")
+            name = f"on_{op.method.lower()}"
             assert callable(getattr(resource, name, None)), (route.template, name)
 
 
@@ -303,3 +304,31 @@ def test_body_schemas_state_the_domain_limits() -> None:
 def test_the_problem_schema_documents_its_extension_members() -> None:
     problem = openapi_document()["components"]["schemas"]["Problem"]["properties"]
     assert {"current_quantity", "items", "store_ids"} <= set(problem)
+
+
+def test_every_fact_any_error_declares_is_a_member_of_the_problem_schema() -> None:
+    problem = openapi_document()["components"]["schemas"]["Problem"]
+    declared = {(cls.__name__, name) for cls in error_classes() for name in cls.extensions}
+    assert declared, "no error declares an extension member"
+    for owner, name in declared:
+        assert name in problem["properties"], f"{owner} sends {name!r}, undocumented"
+        assert name not in problem["required"]
+
+
+def test_each_error_with_facts_of_its_own_has_a_schema_requiring_them() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    for cls in error_classes():
+        own = cls.__dict__.get("extensions")
+        if not own:
+            continue
+        schema = schemas[f"{cls.__name__}Problem"]
+        assert set(own) <= set(schema["required"]), cls.__name__
+        assert {"type", "title", "status", "detail"} <= set(schema["required"])
+
+
+def test_a_conflict_names_the_problems_that_carry_facts() -> None:
+    conflict = openapi_document()["components"]["responses"]["Conflict"]
+    refs = [s["$ref"] for s in conflict["content"]["application/problem+json"]["schema"]["anyOf"]]
+    assert "#/components/schemas/InsufficientStockProblem" in refs
+    assert "#/components/schemas/StoreHasStockProblem" in refs
+    assert refs[-1] == "#/components/schemas/Problem"

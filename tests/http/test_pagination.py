@@ -7,9 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import falcon.testing
 import pytest
 
+from commerce.core import usecases
 from commerce.core.models import NewChain
 from commerce.core.pagination import encode_cursor
-from commerce.core.services import CHAINS, ITEMS
+from commerce.core.usecases import CHAINS, ITEMS
 from tests.http.conftest import ACME, Seed, next_link, walk
 
 pytestmark = pytest.mark.http
@@ -99,7 +100,7 @@ def test_walking_an_items_inventory_returns_every_store_holding_it(
 
 def test_the_default_page_size_is_100(client: falcon.testing.TestClient, seed: Seed) -> None:
     for n in range(120):
-        seed.store.create_chain(ACME, NewChain(f"Chain {n}"))
+        usecases.create_chain(seed.storage.catalogue, ACME, NewChain(f"Chain {n}"))
     result = client.simulate_get("/chain")
     assert len(result.json) == 100
     assert next_link(result) is not None

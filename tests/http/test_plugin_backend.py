@@ -4,62 +4,66 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import NamedTuple
 
 import falcon.testing
 import pytest
 
 from commerce import plugins
-from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core import usecases
 from commerce.core.models import DEFAULT_TENANT, NewChain, NewItem, NewStore
+from commerce.core.ports import Storage
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.app import get_app
-from commerce.entrypoints.wiring import storage_schemes
-from commerce.plugins import get_plugin_manager
+from commerce.plugins import StorageBackend, get_plugin_manager
+from commerce.plugins.registry import Registry
 
 pytestmark = pytest.mark.http
 
 
-class TestStore(MemoryStore):
-    """What a plugin's own store would be; it comes with data only it holds."""
+def _test_storage() -> Storage:
+    """What a plugin's own storage would be; it comes with data only it holds."""
+    storage = memory_storage()
+    catalogue, inventory = storage.catalogue, storage.inventory
+    usecases.create_tenant(catalogue, DEFAULT_TENANT, "Demo")
+    chain = usecases.create_chain(catalogue, DEFAULT_TENANT, NewChain("Served by teststore"))
+    store = usecases.create_store(catalogue, DEFAULT_TENANT, NewStore(chain.id, "Plugin Store"))
+    item = usecases.create_item(
+        catalogue, DEFAULT_TENANT, NewItem("PLUG-1", "Plug", Decimal("2.50"))
+    )
+    usecases.set_quantity(inventory, DEFAULT_TENANT, store.id, item.id, 42, actor="test")
+    return storage
 
-    __test__ = False
 
-    def __init__(self, url: str) -> None:
-        super().__init__()
-        self.url = url
-        self.create_tenant(DEFAULT_TENANT, "Demo")
-        chain = self.create_chain(DEFAULT_TENANT, NewChain("Served by teststore"))
-        store = self.create_store(DEFAULT_TENANT, NewStore(chain.id, "Plugin Store"))
-        item = self.create_item(DEFAULT_TENANT, NewItem("PLUG-1", "Plug", Decimal("2.50")))
-        self.set_quantity(DEFAULT_TENANT, store.id, item.id, 42, actor="test")
+class Opened(NamedTuple):
+    url: str
+    storage: Storage
 
 
 class TestStoragePlugin:
-    """A plugin as a third party would ship it: it answers only for ``teststore://``."""
+    """A plugin as a third party would ship it: one backend, for ``teststore://`` only."""
 
     __test__ = False
 
     def __init__(self) -> None:
-        self.opened: list[TestStore] = []
+        self.opened: list[Opened] = []
+
+    def _open(self, url: str, settings: Mapping[str, str]) -> Storage:
+        storage = _test_storage()
+        self.opened.append(Opened(url, storage))
+        return storage
 
     @plugins.hookimpl
-    def commerce_open_store(self, url: str, settings: Mapping[str, str]) -> TestStore | None:
-        if not url.startswith("teststore://"):
-            return None
-        store = TestStore(url)
-        self.opened.append(store)
-        return store
-
-    @plugins.hookimpl
-    def commerce_storage_schemes(self) -> list[str]:
-        return ["teststore"]
+    def commerce_storage_backends(self) -> list[StorageBackend]:
+        return [StorageBackend(name="teststore", schemes=("teststore",), open=self._open)]
 
 
 def test_a_plugin_defined_storage_backend_serves_the_api() -> None:
     plugin = TestStoragePlugin()
     pm = get_plugin_manager()
     pm.register(plugin, name="teststore")
-    assert "teststore" in storage_schemes(pm)
+    assert "teststore" in Registry(pm).schemes()
 
     # Authentication "none" is refused outside memory:// unless, as here, in demo mode.
     app = get_app(Settings(database_url="teststore://x", auth=("none",), demo=True), pm=pm)

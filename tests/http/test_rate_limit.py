@@ -45,7 +45,7 @@ def clock() -> FakeClock:
 
 def _limited_app(seed: Seed, clock: FakeClock, limit: int = 3, period: int = 1) -> App:
     buckets = TokenBuckets(RatePolicy(limit=limit, period=period, burst=limit), clock=clock)
-    return create_app(seed.store, [TokenAuthenticator(PRINCIPALS)], rate_limiter=buckets)
+    return create_app(seed.storage, [TokenAuthenticator(PRINCIPALS)], rate_limiter=buckets)
 
 
 def test_n_requests_pass_and_the_next_is_a_429_with_retry_after_and_rate_limit_headers(

@@ -8,6 +8,7 @@ from decimal import Decimal
 import falcon.testing
 import pytest
 
+from commerce.core import usecases
 from commerce.core.models import NewItem
 from tests.http.conftest import ACME, GLOBEX_TOKEN, App, Seed, client_for
 
@@ -168,7 +169,9 @@ def test_an_item_with_no_levels_lists_an_empty_array(
     client: falcon.testing.TestClient, seed: Seed
 ) -> None:
     # Every seeded item has a level at the first store; a fresh item has none.
-    fresh = seed.store.create_item(ACME, NewItem("SKU-new", "New", Decimal("1")))
+    fresh = usecases.create_item(
+        seed.storage.catalogue, ACME, NewItem("SKU-new", "New", Decimal("1"))
+    )
     result = client.simulate_get(f"/items/{fresh.id}/inventory")
     assert result.status_code == 200
     assert result.json == []

@@ -1,6 +1,6 @@
 """Schemathesis, in-process, over every operation of /openapi.json with its default checks.
 
-It drives the WSGI app directly (no server, no network) over a memory store holding the
+It drives the WSGI app directly (no server, no network) over memory storage holding the
 demo data set, as an admin, so that every operation is reachable: writes as well as reads.
 Run alone with ``pytest tests/http/test_schemathesis.py``; ``-s`` prints how many cases ran.
 """
@@ -18,12 +18,13 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import PositiveDataAcceptanceConfig
 
-from commerce.adapters.storage.memory import MemoryStore
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core import usecases
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import InvalidInput
-from commerce.core.services import parse_timestamp
-from commerce.entrypoints.demo import load_demo
+from commerce.core.seeding import load_demo
 from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.http.params import parse_timestamp
 from tests.http.conftest import TokenAuthenticator
 
 pytestmark = pytest.mark.http
@@ -35,10 +36,10 @@ MAX_EXAMPLES = int(os.environ.get("COMMERCE_TEST_SCHEMATHESIS_EXAMPLES", "25"))
 in seconds. Raise it for a deeper run: ``COMMERCE_TEST_SCHEMATHESIS_EXAMPLES=500``."""
 
 
-STORE = MemoryStore()
-STORE.create_tenant(TENANT, "Demo")
-load_demo(STORE, TENANT)
-APP = create_app(STORE, [TokenAuthenticator({TOKEN: Principal(TENANT, "st", Role.admin)})])
+STORAGE = memory_storage()
+usecases.create_tenant(STORAGE.catalogue, TENANT, "Demo")
+load_demo(STORAGE.catalogue, STORAGE.inventory, TENANT)
+APP = create_app(STORAGE, [TokenAuthenticator({TOKEN: Principal(TENANT, "st", Role.admin)})])
 # Schemathesis leaves out the operation that served the document unless a filter names it;
 # this one names every path, so /openapi.json is tested too.
 schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).include(path_regex="^/")
@@ -85,7 +86,7 @@ def test_every_operation_conforms_to_the_document(case: Any) -> None:
         _only_what_a_client_could_send(case)
     # Each case stands for a different request, so each gets a fresh key space: two cases
     # that happen to draw the same key would rightly be told 422, which is not the point.
-    STORE.purge_idempotency_keys(datetime.now(UTC) + timedelta(days=1))
+    STORAGE.idempotency.purge_idempotency_keys(datetime.now(UTC) + timedelta(days=1))
     CASES[case.operation.label] += 1
     case.call_and_validate()
 

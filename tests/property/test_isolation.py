@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import Unauthorized
 from commerce.core.models import ChangeFilter, NewChain, NewItem, NewStore
-from commerce.core.ports import CommerceStore
+from commerce.core.ports import Storage
 from commerce.entrypoints.http.app import create_app
 from commerce.entrypoints.http.routes import ROUTES, Operation, Route
-from tests.conftest import new_tenant
+from tests.contract.base import unique_tenant
 
 pytestmark = pytest.mark.property
 
@@ -42,36 +42,40 @@ class Tokens:
         return Principal(tenant=tenant, subject=f"user-of-{tenant}", role=Role[role])
 
 
-def _populate(store: CommerceStore, tenant: str, draw: Callable[..., Any]) -> dict[str, set[int]]:
+def _populate(storage: Storage, tenant: str, draw: Callable[..., Any]) -> dict[str, set[int]]:
+    catalogue, inventory = storage.catalogue, storage.inventory
     owned: dict[str, set[int]] = {kind: set() for kind in KINDS}
     items = [
-        store.create_item(
+        catalogue.create_item(
             tenant, NewItem(sku=f"ISO-{next(_skus)}", name="Item", cost=Decimal("1.25"))
         ).id
         for _ in range(draw(st.integers(min_value=1, max_value=3)))
     ]
     owned["item"].update(items)
     for _ in range(draw(st.integers(min_value=1, max_value=2))):
-        chain = store.create_chain(tenant, NewChain(name="Chain")).id
+        chain = catalogue.create_chain(tenant, NewChain(name="Chain")).id
         owned["chain"].add(chain)
         for _ in range(draw(st.integers(min_value=0, max_value=2))):
-            shop = store.create_store(tenant, NewStore(chain_id=chain, name="Shop")).id
+            shop = catalogue.create_store(tenant, NewStore(chain_id=chain, name="Shop")).id
             owned["store"].add(shop)
             for item in items:
                 if draw(st.booleans()):
                     quantity = draw(st.integers(min_value=0, max_value=20))
-                    store.set_quantity(tenant, shop, item, quantity, actor="setup")
+                    inventory.set_quantity(tenant, shop, item, quantity, actor="setup")
     return owned
 
 
-def _snapshot(store: CommerceStore, tenant: str, owned: dict[str, set[int]]) -> object:
-    """Everything a tenant has, as the storage port (not the API) reports it."""
-    chains = store.list_chains(tenant, after=None, limit=1000)
-    items = store.list_items(tenant, after=None, limit=1000)
-    shops = [s for c in chains for s in store.list_stores(tenant, c.id, after=None, limit=1000)]
-    levels = [store.list_levels(tenant, s.id, item_ids=None, after=None, limit=1000) for s in shops]
+def _snapshot(storage: Storage, tenant: str, owned: dict[str, set[int]]) -> object:
+    """Everything a tenant has, as the storage ports (not the API) report it."""
+    catalogue, inventory = storage.catalogue, storage.inventory
+    chains = catalogue.list_chains(tenant, after=None, limit=1000)
+    items = catalogue.list_items(tenant, after=None, limit=1000)
+    shops = [s for c in chains for s in catalogue.list_stores(tenant, c.id, after=None, limit=1000)]
+    levels = [
+        inventory.list_levels(tenant, s.id, item_ids=None, after=None, limit=1000) for s in shops
+    ]
     ledgers = [
-        store.list_changes(tenant, s.id, ChangeFilter(), after=None, limit=1000) for s in shops
+        inventory.list_changes(tenant, s.id, ChangeFilter(), after=None, limit=1000) for s in shops
     ]
     return (list(chains), list(items), shops, levels, ledgers)
 
@@ -124,17 +128,17 @@ def _check_rows(body: Any, op: Operation, owned: dict[str, set[int]]) -> None:
 
 @given(data=st.data())
 def test_no_request_by_any_principal_ever_sees_or_changes_another_tenants_rows(
-    store: CommerceStore, data: st.DataObject
+    storage: Storage, data: st.DataObject
 ) -> None:
     draw = data.draw
-    tenants = [new_tenant(store, "iso") for _ in range(3)]
-    owned = {t: _populate(store, t, draw) for t in tenants}
+    tenants = [unique_tenant(storage.catalogue, "iso") for _ in range(3)]
+    owned = {t: _populate(storage, t, draw) for t in tenants}
     # Per kind, every tenant's ids and one nobody has: a draw's meaning does not depend on
-    # which ids the store happened to hand out, so Hypothesis can replay it exactly.
+    # which ids the storage happened to hand out, so Hypothesis can replay it exactly.
     pool = {
         kind: [*sorted(i for t in tenants for i in owned[t][kind]), 987_654_321] for kind in KINDS
     }
-    client = falcon.testing.TestClient(create_app(store, [Tokens()]))
+    client = falcon.testing.TestClient(create_app(storage, [Tokens()]))
 
     for _ in range(draw(st.integers(min_value=1, max_value=10), label="requests")):
         tenant = draw(st.sampled_from(tenants), label="tenant")
@@ -155,7 +159,7 @@ def test_no_request_by_any_principal_ever_sees_or_changes_another_tenants_rows(
         }
         foreign = {(kind, i) for kind, i in named if i not in owned[tenant][kind]}
         others = [t for t in tenants if t != tenant]
-        before = {t: _snapshot(store, t, owned[t]) for t in others} if foreign else {}
+        before = {t: _snapshot(storage, t, owned[t]) for t in others} if foreign else {}
 
         response = client.simulate_request(
             op.method,
@@ -169,7 +173,7 @@ def test_no_request_by_any_principal_ever_sees_or_changes_another_tenants_rows(
         if foreign:
             # Another tenant's id answers exactly like a missing one (or the role stops it first).
             assert response.status_code in (403, 404), (op.operation_id, path, response.text)
-            assert before == {t: _snapshot(store, t, owned[t]) for t in others}
+            assert before == {t: _snapshot(storage, t, owned[t]) for t in others}
         if response.status_code < 300 and response.content:
             if response.status_code == 201 and (kind := _kind_of(op)):
                 owned[tenant][kind].add(response.json["id"])

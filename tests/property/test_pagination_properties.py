@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commerce.core import services
+from commerce.core import usecases
 from commerce.core.errors import InvalidInput
 from commerce.core.models import NewChain, NewItem, NewStore
 from commerce.core.pagination import Page, PageRequest, decode_cursor, encode_cursor
-from commerce.core.ports import CommerceStore
-from tests.conftest import new_tenant
+from commerce.core.ports import Storage
+from commerce.entrypoints.http.params import parse_item_ids
+from tests.contract.base import unique_tenant
 
 pytestmark = pytest.mark.property
 
@@ -39,11 +40,12 @@ def _walk(fetch: Callable[[PageRequest], Page[T]], kind: str, limit: int) -> lis
 
 @given(count=st.integers(min_value=0, max_value=25), limit=st.integers(min_value=1, max_value=12))
 def test_walking_every_page_of_chains_returns_each_exactly_once_in_order(
-    store: CommerceStore, count: int, limit: int
+    storage: Storage, count: int, limit: int
 ) -> None:
-    tenant = new_tenant(store)
-    made = [store.create_chain(tenant, NewChain(name=f"C{n}")).id for n in range(count)]
-    walked = _walk(lambda p: services.list_chains(store, tenant, p), services.CHAINS, limit)
+    catalogue = storage.catalogue
+    tenant = unique_tenant(catalogue)
+    made = [catalogue.create_chain(tenant, NewChain(name=f"C{n}")).id for n in range(count)]
+    walked = _walk(lambda p: usecases.list_chains(catalogue, tenant, p), usecases.CHAINS, limit)
     assert [c.id for c in walked] == made
 
 
@@ -52,21 +54,22 @@ def test_walking_every_page_of_chains_returns_each_exactly_once_in_order(
     limit=st.integers(min_value=1, max_value=7),
 )
 def test_walking_a_stores_inventory_returns_each_level_exactly_once_in_order(
-    store: CommerceStore, quantities: list[int], limit: int
+    storage: Storage, quantities: list[int], limit: int
 ) -> None:
-    tenant = new_tenant(store)
-    chain = store.create_chain(tenant, NewChain(name="Chain"))
-    shop = store.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
+    catalogue, inventory = storage.catalogue, storage.inventory
+    tenant = unique_tenant(catalogue)
+    chain = catalogue.create_chain(tenant, NewChain(name="Chain"))
+    shop = catalogue.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
     model: dict[int, int] = {}
     for n, quantity in enumerate(quantities):
-        item = store.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00")))
-        store.set_quantity(tenant, shop, item.id, quantity, actor="test")
+        item = catalogue.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00")))
+        inventory.set_quantity(tenant, shop, item.id, quantity, actor="test")
         model[item.id] = quantity
 
     def fetch(page: PageRequest) -> Page[object]:
-        return services.list_store_inventory(store, tenant, shop, page)  # type: ignore[return-value]
+        return usecases.list_store_inventory(catalogue, inventory, tenant, shop, page)  # type: ignore[return-value]
 
-    walked = _walk(fetch, services.STORE_LEVELS, limit)
+    walked = _walk(fetch, usecases.STORE_LEVELS, limit)
     assert [(lv.item_id, lv.quantity) for lv in walked] == sorted(model.items())  # type: ignore[attr-defined]
 
 
@@ -76,19 +79,20 @@ def test_walking_a_stores_inventory_returns_each_level_exactly_once_in_order(
     limit=st.integers(min_value=1, max_value=20),
 )
 def test_the_items_filter_equals_a_dict_models_answer(
-    store: CommerceStore, data: st.DataObject, item_count: int, limit: int
+    storage: Storage, data: st.DataObject, item_count: int, limit: int
 ) -> None:
-    tenant = new_tenant(store)
-    chain = store.create_chain(tenant, NewChain(name="Chain"))
-    shop = store.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
+    catalogue, inventory = storage.catalogue, storage.inventory
+    tenant = unique_tenant(catalogue)
+    chain = catalogue.create_chain(tenant, NewChain(name="Chain"))
+    shop = catalogue.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
     items = [
-        store.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00"))).id
+        catalogue.create_item(tenant, NewItem(sku=f"S{n}", name="I", cost=Decimal("1.00"))).id
         for n in range(item_count)
     ]
     model: dict[int, int] = {}
     for item_id in data.draw(st.lists(st.sampled_from(items), unique=True), label="stocked"):
         model[item_id] = data.draw(st.integers(min_value=0, max_value=500), label="qty")
-        store.set_quantity(tenant, shop, item_id, model[item_id], actor="test")
+        inventory.set_quantity(tenant, shop, item_id, model[item_id], actor="test")
     # Ask for known items, unknown ids and repeats, in any order, as a client might type them.
     asked = data.draw(
         st.lists(st.sampled_from(items) | st.integers(min_value=1, max_value=10**9), min_size=1),
@@ -98,10 +102,10 @@ def test_the_items_filter_equals_a_dict_models_answer(
     expected = sorted((i, model[i]) for i in set(asked) if i in model)
 
     def fetch(page: PageRequest) -> Page[object]:
-        ids = services.parse_item_ids(raw)
-        return services.list_store_inventory(store, tenant, shop, page, ids)  # type: ignore[return-value]
+        ids = parse_item_ids(raw)
+        return usecases.list_store_inventory(catalogue, inventory, tenant, shop, page, ids)  # type: ignore[return-value]
 
-    walked = _walk(fetch, services.STORE_LEVELS, limit)
+    walked = _walk(fetch, usecases.STORE_LEVELS, limit)
     assert [(lv.item_id, lv.quantity) for lv in walked] == expected  # type: ignore[attr-defined]
 
 
@@ -131,7 +135,7 @@ def test_a_cursor_from_one_list_is_refused_by_another() -> None:
 
 @given(ids=st.lists(st.integers(min_value=1, max_value=2**63 - 1), min_size=1, max_size=50))
 def test_the_items_parameter_parses_to_the_sorted_distinct_ids(ids: list[int]) -> None:
-    assert services.parse_item_ids(",".join(map(str, ids))) == sorted(set(ids))
+    assert parse_item_ids(",".join(map(str, ids))) == sorted(set(ids))
 
 
 @given(
@@ -141,12 +145,12 @@ def test_the_items_parameter_parses_to_the_sorted_distinct_ids(ids: list[int]) -
 )
 def test_a_malformed_items_parameter_is_refused_naming_items(raw: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        services.parse_item_ids(raw)
+        parse_item_ids(raw)
     assert caught.value.field == "items"
 
 
 def test_more_than_a_thousand_item_ids_are_refused() -> None:
     with pytest.raises(InvalidInput) as caught:
-        services.parse_item_ids(",".join(str(i) for i in range(1, 1002)))
+        parse_item_ids(",".join(str(i) for i in range(1, 1002)))
     assert caught.value.field == "items"
-    assert len(services.parse_item_ids(",".join(str(i) for i in range(1, 1001)))) == 1000
+    assert len(parse_item_ids(",".join(str(i) for i in range(1, 1001)))) == 1000

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStorage, sql_storage
 from commerce.adapters.storage.sql.engine import create_engine
 from tests.backends import postgres_required, postgres_url, with_driver
 
@@ -65,13 +65,13 @@ def new_pg_database(pg_url: str) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture
-def pg_store(new_pg_database: Callable[[str], str]) -> Iterator[SqlStore]:
-    """A migrated store on a database of its own."""
+def pg_storage(new_pg_database: Callable[[str], str]) -> Iterator[SqlStorage]:
+    """A migrated storage on a database of its own."""
     url = new_pg_database("postgresql+psycopg")
     AlembicSchemaManager(url).upgrade()
-    store = SqlStore(create_engine(url, SqlOptions()))
-    yield store
-    store.close()
+    storage = sql_storage(create_engine(url, SqlOptions()))
+    yield storage
+    storage.close()
 
 
 @pytest.fixture
@@ -80,8 +80,8 @@ def sqlite_url(tmp_path: object) -> str:
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[SqlStore]:
+def sqlite_storage(sqlite_url: str) -> Iterator[SqlStorage]:
     AlembicSchemaManager(sqlite_url).upgrade()
-    store = SqlStore(create_engine(sqlite_url, SqlOptions()))
-    yield store
-    store.close()
+    storage = sql_storage(create_engine(sqlite_url, SqlOptions()))
+    yield storage
+    storage.close()

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from commerce.adapters.storage.sql import SqlBulkLoader, open_sql_store
+from commerce.adapters.storage.sql import SqlBulkLoader, open_sql_storage
 from commerce.adapters.storage.sql.schema import migrations
+from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.cli import main
-from commerce.entrypoints.cli.context import CliContext
 from commerce.entrypoints.config import Settings
 
 
@@ -110,15 +110,17 @@ def test_seed_bulk_loads_on_the_postgresql_server_with_either_dialect(
     assert main(["--database", url, "seed", "--tenant", "acme", *args]) == 0
     assert "100 levels" in capsys.readouterr().out
     assert _count(url, "inventory_levels") == 100
-    store = open_sql_store(url)
+    storage = open_sql_storage(url)
     try:
-        [chain] = store.list_chains("acme", after=None, limit=5)
-        stores = store.list_stores("acme", chain.id, after=None, limit=10)
-        levels = store.list_levels("acme", stores[0].id, item_ids=None, after=None, limit=100)
+        [chain] = storage.catalogue.list_chains("acme", after=None, limit=5)
+        stores = storage.catalogue.list_stores("acme", chain.id, after=None, limit=10)
+        levels = storage.inventory.list_levels(
+            "acme", stores[0].id, item_ids=None, after=None, limit=100
+        )
         assert len(levels) == 25
         assert all(0 <= lv.quantity <= 500 for lv in levels)
     finally:
-        store.close()
+        storage.close()
     _assert_the_ledger_accounts_for_every_level(url)
 
 
@@ -138,17 +140,18 @@ def _assert_the_ledger_accounts_for_every_level(url: str) -> None:
     finally:
         engine.dispose()
     assert unmatched == 0
-    store = open_sql_store(url)
+    storage = open_sql_storage(url)
     try:
-        [chain, *_] = store.list_chains("acme", after=None, limit=5)
-        [shop, *_] = store.list_stores("acme", chain.id, after=None, limit=10)
-        levels = store.list_levels("acme", shop.id, item_ids=None, after=None, limit=1000)
-        as_of = store.list_levels_as_of(
+        [chain, *_] = storage.catalogue.list_chains("acme", after=None, limit=5)
+        [shop, *_] = storage.catalogue.list_stores("acme", chain.id, after=None, limit=10)
+        inventory = storage.inventory
+        levels = inventory.list_levels("acme", shop.id, item_ids=None, after=None, limit=1000)
+        as_of = inventory.list_levels_as_of(
             "acme", shop.id, datetime.now(UTC), item_ids=None, after=None, limit=1000
         )
         assert as_of == levels
     finally:
-        store.close()
+        storage.close()
 
 
 def test_seed_demo_loads_once(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,10 +167,19 @@ def test_seed_refuses_half_given_sizes(capsys: pytest.CaptureFixture[str]) -> No
     assert "go together" in capsys.readouterr().err
 
 
-def test_sql_stores_come_with_a_bulk_loader_through_the_plugin_hook(sqlite_url: str) -> None:
-    ctx = CliContext(settings=Settings(database_url=sqlite_url))
+def test_sql_storage_comes_with_a_bulk_loader_through_its_backend(sqlite_url: str) -> None:
+    runtime = bootstrap(Settings(database_url=sqlite_url))
     try:
-        loader = ctx.pm.hook.commerce_bulk_loader(store=ctx.store())
+        loader = runtime.bulk_loader()
         assert isinstance(loader, SqlBulkLoader)
     finally:
-        ctx.close()
+        runtime.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///x.db", "postgresql://h/db", "postgres://h/db", "cockroachdb://h/db"]
+)
+def test_every_sql_scheme_is_the_sql_backends_with_its_schema_manager(url: str) -> None:
+    backend = bootstrap(Settings(database_url=url)).registry.backend_for(url)
+    assert backend.name == "sql"
+    assert backend.schema_manager is not None

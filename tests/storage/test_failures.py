@@ -1,5 +1,5 @@
 """A database that is down, hung or misnamed gives ``StorageUnavailable`` or ``Misconfigured``,
-never a driver error or a hang, and the same store works again once the database is back."""
+never a driver error or a hang, and the same storage works again once the database is back."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from commerce.adapters.storage.sql import SqlOptions, SqlStore, open_sql_store
+from commerce.adapters.storage.sql import SqlOptions, SqlStorage, open_sql_storage, sql_storage
 from commerce.adapters.storage.sql.engine import create_engine
 from commerce.core.errors import Misconfigured, StorageUnavailable
 from commerce.core.models import NewChain, NewItem, NewStore
@@ -36,91 +36,92 @@ def test_a_database_nobody_listens_on_is_unavailable_not_an_error(pg_url: str) -
     blackhole = Blackhole()
     port = blackhole.port
     blackhole.close()
-    store = SqlStore(create_engine(_via_port(pg_url, port), FAST), FAST)
+    storage = sql_storage(create_engine(_via_port(pg_url, port), FAST), FAST)
     try:
         with pytest.raises(StorageUnavailable, match="cannot be reached"):
-            store.check()
+            storage.check()
         with pytest.raises(StorageUnavailable):
-            store.list_chains("t", after=None, limit=10)
+            storage.catalogue.list_chains("t", after=None, limit=10)
         with pytest.raises(StorageUnavailable):
-            store.create_tenant("t", "T")
+            storage.catalogue.create_tenant("t", "T")
     finally:
-        store.close()
+        storage.close()
 
 
 def test_a_server_that_accepts_but_never_answers_times_out_as_unavailable(pg_url: str) -> None:
     blackhole = Blackhole()
-    store = SqlStore(create_engine(_via_port(pg_url, blackhole.port), FAST), FAST)
+    storage = sql_storage(create_engine(_via_port(pg_url, blackhole.port), FAST), FAST)
     try:
         with pytest.raises(StorageUnavailable):
-            store.check()
+            storage.check()
     finally:
-        store.close()
+        storage.close()
         blackhole.close()
 
 
 def test_a_statement_stuck_behind_a_lock_is_cancelled_by_the_statement_timeout(
-    pg_store: SqlStore,
+    pg_storage: SqlStorage,
 ) -> None:
-    pg_store.create_tenant("t", "T")
-    chain = pg_store.create_chain("t", NewChain(name="C"))
-    shop = pg_store.create_store("t", NewStore(chain_id=chain.id, name="S"))
-    item = pg_store.create_item("t", NewItem(sku="A", name="A", cost=Decimal("1.00")))
-    pg_store.set_quantity("t", shop.id, item.id, 1, actor="test")
-    impatient = SqlStore(
-        create_engine(str(pg_store.engine.url.render_as_string(False)), FAST), FAST
+    catalogue, inventory = pg_storage.catalogue, pg_storage.inventory
+    catalogue.create_tenant("t", "T")
+    chain = catalogue.create_chain("t", NewChain(name="C"))
+    shop = catalogue.create_store("t", NewStore(chain_id=chain.id, name="S"))
+    item = catalogue.create_item("t", NewItem(sku="A", name="A", cost=Decimal("1.00")))
+    inventory.set_quantity("t", shop.id, item.id, 1, actor="test")
+    impatient = sql_storage(
+        create_engine(str(pg_storage.engine.url.render_as_string(False)), FAST), FAST
     )
-    with pg_store.engine.connect() as holder:
+    with pg_storage.engine.connect() as holder:
         holder.exec_driver_sql("SELECT * FROM inventory_levels FOR UPDATE")
         try:
             with pytest.raises(StorageUnavailable, match="did not answer in time"):
-                impatient.set_quantity("t", shop.id, item.id, 2, actor="test")
+                impatient.inventory.set_quantity("t", shop.id, item.id, 2, actor="test")
         finally:
             holder.rollback()
             impatient.close()
-    assert pg_store.list_levels("t", shop.id, item_ids=None, after=None, limit=5)[0].quantity == 1
+    assert inventory.list_levels("t", shop.id, item_ids=None, after=None, limit=5)[0].quantity == 1
 
 
-def test_the_store_recovers_without_a_restart_when_the_database_comes_back(
-    pg_store: SqlStore, proxy: TcpProxy
+def test_the_storage_recovers_without_a_restart_when_the_database_comes_back(
+    pg_storage: SqlStorage, proxy: TcpProxy
 ) -> None:
-    url = _via_port(pg_store.engine.url.render_as_string(False), proxy.port)
-    store = SqlStore(create_engine(url, FAST), FAST)
+    url = _via_port(pg_storage.engine.url.render_as_string(False), proxy.port)
+    storage = sql_storage(create_engine(url, FAST), FAST)
     try:
-        store.create_tenant("t", "T")
-        store.check()
+        storage.catalogue.create_tenant("t", "T")
+        storage.check()
         proxy.cut()
         with pytest.raises(StorageUnavailable):
-            store.check()
+            storage.check()
         with pytest.raises(StorageUnavailable):
-            store.get_tenant("t")
+            storage.catalogue.get_tenant("t")
         proxy.start()
-        store.check()
-        assert store.get_tenant("t") is not None
+        storage.check()
+        assert storage.catalogue.get_tenant("t") is not None
     finally:
-        store.close()
+        storage.close()
 
 
 def test_pooled_connections_killed_by_the_server_are_replaced_unnoticed(
-    pg_store: SqlStore,
+    pg_storage: SqlStorage,
 ) -> None:
-    pg_store.create_tenant("t", "T")
-    with pg_store.engine.connect() as conn:
+    pg_storage.catalogue.create_tenant("t", "T")
+    with pg_storage.engine.connect() as conn:
         our_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = sa.create_engine(pg_store.engine.url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(pg_storage.engine.url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": our_pid})
     admin.dispose()
-    assert pg_store.get_tenant("t") is not None
+    assert pg_storage.catalogue.get_tenant("t") is not None
 
 
 def test_an_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: object) -> None:
-    store = open_sql_store(f"sqlite:///{tmp_path}/no/such/dir/commerce.db")
+    storage = open_sql_storage(f"sqlite:///{tmp_path}/no/such/dir/commerce.db")
     try:
         with pytest.raises(StorageUnavailable, match="cannot be reached"):
-            store.check()
+            storage.check()
     finally:
-        store.close()
+        storage.close()
 
 
 @pytest.mark.parametrize(
@@ -133,18 +134,18 @@ def test_an_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: object) -
 )
 def test_a_url_that_cannot_work_is_misconfigured_with_one_line(url: str) -> None:
     with pytest.raises(Misconfigured) as caught:
-        open_sql_store(url).check()
+        open_sql_storage(url).check()
     assert "\n" not in caught.value.detail
 
 
 def test_the_password_never_appears_in_an_error(pg_url: str) -> None:
     url = make_url(_via_port(pg_url, 1)).set(password="s3cret-pw").render_as_string(False)
-    store = open_sql_store(url, {"db_connect_timeout": "2"})
+    storage = open_sql_storage(url, {"db_connect_timeout": "2"})
     try:
         with pytest.raises(StorageUnavailable) as caught:
-            store.check()
+            storage.check()
     finally:
-        store.close()
+        storage.close()
     assert "s3cret-pw" not in caught.value.detail
 
 
@@ -155,12 +156,27 @@ def test_a_bad_timeout_setting_is_misconfigured_and_names_the_variable() -> None
 
 
 def test_a_thread_waiting_for_a_pooled_connection_gives_up_as_unavailable(
-    pg_store: SqlStore,
+    pg_storage: SqlStorage,
 ) -> None:
     tiny = SqlOptions(pool_size=1, max_overflow=0, pool_timeout=0.2)
-    store = SqlStore(create_engine(pg_store.engine.url.render_as_string(False), tiny), tiny)
+    storage = sql_storage(create_engine(pg_storage.engine.url.render_as_string(False), tiny), tiny)
     try:
-        with store.engine.connect(), pytest.raises(StorageUnavailable, match="pool"):
-            store.list_tenants()
+        with storage.engine.connect(), pytest.raises(StorageUnavailable, match="pool"):
+            storage.catalogue.list_tenants()
     finally:
-        store.close()
+        storage.close()
+
+
+def test_a_postgres_url_opens_postgresql_as_hosting_providers_spell_it(
+    pg_storage: SqlStorage,
+) -> None:
+    pg_storage.catalogue.create_tenant("t", "T")
+    url = pg_storage.engine.url.set(drivername="postgres").render_as_string(False)
+    assert url.startswith("postgres://")
+    storage = open_sql_storage(url)
+    try:
+        storage.check()
+        assert storage.engine.url.drivername == "postgresql+psycopg"
+        assert [t.id for t in storage.catalogue.list_tenants()] == ["t"]
+    finally:
+        storage.close()

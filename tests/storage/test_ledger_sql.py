@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStore
+from commerce.adapters.storage.sql import AlembicSchemaManager, SqlOptions, SqlStorage, sql_storage
 from commerce.adapters.storage.sql.engine import create_engine, sqlite_later
 from commerce.adapters.storage.sql.ids import IdGenerator
 from commerce.adapters.storage.sql.transactions import Transactor
@@ -23,12 +24,14 @@ from commerce.core.models import (
     Adjustment,
     ChainPatch,
     ChangeFilter,
+    LedgerEntry,
     NewChain,
     NewItem,
     NewStore,
     Reason,
     StoredResponse,
 )
+from commerce.core.ports import IdempotencyRecords, Storage
 
 THREADS = 8
 ADJUSTMENTS_PER_THREAD = 25
@@ -36,46 +39,56 @@ PATIENT = SqlOptions(retry_attempts=200, retry_base_delay=0.001, retry_max_delay
 """Enough attempts that contention is always waited out: every outcome is a real answer."""
 
 
-def _migrated(url: str) -> SqlStore:
+def _migrated(url: str) -> SqlStorage:
     AlembicSchemaManager(url).upgrade()
-    return SqlStore(create_engine(url, PATIENT), PATIENT)
+    return sql_storage(create_engine(url, PATIENT), PATIENT)
 
 
 @pytest.fixture(params=["sqlite", "postgresql+psycopg", "cockroachdb+psycopg"])
-def sql_store(
+def storage(
     request: pytest.FixtureRequest, sqlite_url: str, new_pg_database: Callable[[str], str]
-) -> Iterator[SqlStore]:
-    """A migrated store on each SQL backend: SQLite and both dialects on the PostgreSQL server."""
+) -> Iterator[SqlStorage]:
+    """Migrated storage on each SQL backend: SQLite and both dialects on the PostgreSQL server."""
     kind: str = request.param
-    store = _migrated(sqlite_url if kind == "sqlite" else new_pg_database(kind))
-    yield store
-    store.close()
+    opened = _migrated(sqlite_url if kind == "sqlite" else new_pg_database(kind))
+    yield opened
+    opened.close()
 
 
-def _shop_and_item(store: SqlStore, tenant: str = "t") -> tuple[int, int]:
-    store.create_tenant(tenant, tenant.upper())
-    chain = store.create_chain(tenant, NewChain(name="Chain"))
-    shop = store.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
-    item = store.create_item(tenant, NewItem(sku="HOT", name="Hot", cost=Decimal("1.00"))).id
+def _sharing(storage: SqlStorage, **kwargs: Any) -> SqlStorage:
+    """Another replica on the same database: its own clock, ids or transaction helper."""
+    return sql_storage(storage.engine, PATIENT, owns_engine=False, **kwargs)
+
+
+def _shop_and_item(storage: Storage, tenant: str = "t") -> tuple[int, int]:
+    catalogue = storage.catalogue
+    catalogue.create_tenant(tenant, tenant.upper())
+    chain = catalogue.create_chain(tenant, NewChain(name="Chain"))
+    shop = catalogue.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
+    item = catalogue.create_item(tenant, NewItem(sku="HOT", name="Hot", cost=Decimal("1.00"))).id
     return shop, item
 
 
-def _ledger(store: SqlStore, tenant: str, shop: int) -> list:  # type: ignore[type-arg]
-    return list(store.list_changes(tenant, shop, ChangeFilter(), after=None, limit=100_000))
+def _ledger(storage: Storage, tenant: str, shop: int) -> list[LedgerEntry]:
+    changes = storage.inventory.list_changes
+    return list(changes(tenant, shop, ChangeFilter(), after=None, limit=100_000))
 
 
 def test_eight_threads_adjusting_one_level_are_retried_until_each_gets_a_real_answer(
-    sql_store: SqlStore,
+    storage: SqlStorage,
 ) -> None:
     retries: list[float] = []
+
     # The same helper, counting its waits: on PostgreSQL, SERIALIZABLE turns this contention
     # into serialization failures (40001); on SQLite, writers queue for the lock instead.
-    sql_store.tx = Transactor(
-        sql_store.engine, PATIENT, sleep=lambda s: (retries.append(s), threading.Event().wait(s))
-    )
-    shop, hot = _shop_and_item(sql_store)
+    def counted_sleep(seconds: float) -> None:
+        retries.append(seconds)
+        threading.Event().wait(seconds)
+
+    storage = _sharing(storage, tx=Transactor(storage.engine, PATIENT, sleep=counted_sleep))
+    shop, hot = _shop_and_item(storage)
     initial = 30
-    sql_store.set_quantity("t", shop, hot, initial, actor="setup")
+    storage.inventory.set_quantity("t", shop, hot, initial, actor="setup")
     accepted: list[int] = []
     refused: list[int] = []
     seen: list[int] = []
@@ -88,7 +101,7 @@ def test_eight_threads_adjusting_one_level_are_retried_until_each_gets_a_real_an
         for _ in range(ADJUSTMENTS_PER_THREAD):
             delta = rng.choice([-4, -3, -1, 1, 2])
             try:
-                (level,) = sql_store.adjust(
+                (level,) = storage.inventory.adjust(
                     "t", shop, [Adjustment(hot, delta, Reason.sold)], actor=f"till-{seed}"
                 )
             except InsufficientStock as short:
@@ -106,10 +119,10 @@ def test_eight_threads_adjusting_one_level_are_retried_until_each_gets_a_real_an
     # No StorageUnavailable escaped: every adjustment was applied or refused for stock.
     assert len(accepted) + len(refused) == THREADS * ADJUSTMENTS_PER_THREAD
     assert all(delta < 0 for delta in refused)
-    [level] = sql_store.list_levels("t", shop, item_ids=None, after=None, limit=5)
+    [level] = storage.inventory.list_levels("t", shop, item_ids=None, after=None, limit=5)
     assert level.quantity == initial + sum(accepted)
     assert min(seen) >= 0
-    ledger = _ledger(sql_store, "t", shop)
+    ledger = _ledger(storage, "t", shop)
     assert len(ledger) == 1 + len(accepted)
     assert sum(e.delta for e in ledger) == level.quantity
     assert all(e.quantity_after >= 0 for e in ledger)
@@ -118,12 +131,12 @@ def test_eight_threads_adjusting_one_level_are_retried_until_each_gets_a_real_an
         assert entry.quantity_after == previous.quantity_after + entry.delta
         assert entry.created_at > previous.created_at
     assert ledger[-1].created_at == level.updated_at
-    if sql_store.engine.dialect.name != "sqlite":
+    if storage.engine.dialect.name != "sqlite":
         assert retries, "the threads never collided, so nothing here was tested"
 
 
-def test_the_database_refuses_a_ledger_entry_below_zero(sql_store: SqlStore) -> None:
-    with sql_store.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
+def test_the_database_refuses_a_ledger_entry_below_zero(storage: SqlStorage) -> None:
+    with storage.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError):
         conn.execute(
             sa.text(
                 "INSERT INTO inventory_changes (store_id, id, tenant_id, item_id, delta,"
@@ -135,20 +148,20 @@ def test_the_database_refuses_a_ledger_entry_below_zero(sql_store: SqlStore) -> 
 
 
 def test_times_move_strictly_forward_even_when_the_clock_stands_still(
-    sql_store: SqlStore,
+    storage: SqlStorage,
 ) -> None:
     frozen = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    still = SqlStore(sql_store.engine, PATIENT, clock=lambda: frozen, owns_engine=False)
+    still = _sharing(storage, clock=lambda: frozen)
     shop, item = _shop_and_item(still)
-    chain = still.create_chain("t", NewChain(name="Chain"))
-    first = still.update_chain("t", chain.id, ChainPatch(name="One"))
-    second = still.update_chain("t", chain.id, ChainPatch(name="Two"))
+    chain = still.catalogue.create_chain("t", NewChain(name="Chain"))
+    first = still.catalogue.update_chain("t", chain.id, ChainPatch(name="One"))
+    second = still.catalogue.update_chain("t", chain.id, ChainPatch(name="Two"))
     assert chain.updated_at < first.updated_at < second.updated_at
     assert second.updated_at - chain.updated_at == timedelta(microseconds=2)
 
-    counted = still.set_quantity("t", shop, item, 5, actor="a")
-    recounted = still.set_quantity("t", shop, item, 9, actor="a")
-    [sold] = still.adjust("t", shop, [Adjustment(item, -2, Reason.sold)], actor="a")
+    counted = still.inventory.set_quantity("t", shop, item, 5, actor="a")
+    recounted = still.inventory.set_quantity("t", shop, item, 9, actor="a")
+    [sold] = still.inventory.adjust("t", shop, [Adjustment(item, -2, Reason.sold)], actor="a")
     assert counted.updated_at < recounted.updated_at < sold.updated_at
     entries = _ledger(still, "t", shop)
     assert [e.created_at for e in entries] == [
@@ -158,42 +171,42 @@ def test_times_move_strictly_forward_even_when_the_clock_stands_still(
     ]
     # So every entry is a distinct moment, and as-of answers each one exactly.
     for entry in entries:
-        [then] = still.list_levels_as_of(
+        [then] = still.inventory.list_levels_as_of(
             "t", shop, entry.created_at, item_ids=None, after=None, limit=10
         )
         assert then.quantity == entry.quantity_after
 
 
-def test_a_clock_that_steps_back_never_makes_the_ledger_go_back(sql_store: SqlStore) -> None:
+def test_a_clock_that_steps_back_never_makes_the_ledger_go_back(storage: SqlStorage) -> None:
     times = iter(
         datetime(2026, 3, 1, 12, 0, tzinfo=UTC) - timedelta(seconds=n) for n in range(1000)
     )
-    backwards = SqlStore(sql_store.engine, PATIENT, clock=lambda: next(times), owns_engine=False)
+    backwards = _sharing(storage, clock=lambda: next(times))
     shop, item = _shop_and_item(backwards)
     for quantity in (3, 1, 4, 1, 5):
-        backwards.set_quantity("t", shop, item, quantity, actor="a")
+        backwards.inventory.set_quantity("t", shop, item, quantity, actor="a")
     entries = _ledger(backwards, "t", shop)
     assert [e.quantity_after for e in entries] == [3, 1, 4, 1, 5]
     assert [e.created_at for e in entries] == sorted({e.created_at for e in entries})
-    [now] = backwards.list_levels_as_of(
+    [now] = backwards.inventory.list_levels_as_of(
         "t", shop, entries[-1].created_at, item_ids=None, after=None, limit=10
     )
     assert now.quantity == 5
 
 
 def test_a_ledger_id_already_taken_at_the_store_is_replaced_by_a_fresh_one(
-    sql_store: SqlStore,
+    storage: SqlStorage,
 ) -> None:
-    shop, item = _shop_and_item(sql_store)
-    sql_store.set_quantity("t", shop, item, 1, actor="a")
-    [taken] = _ledger(sql_store, "t", shop)
+    shop, item = _shop_and_item(storage)
+    storage.inventory.set_quantity("t", shop, item, 1, actor="a")
+    [taken] = _ledger(storage, "t", shop)
     # Another replica minted the same id in the same millisecond: the first try clashes.
     offered = iter([[taken.id], [taken.id + 1]])
-    clashing = SqlStore(sql_store.engine, PATIENT, owns_engine=False)
-    clashing._ids = IdGenerator()
-    clashing._ids.take = lambda count: next(offered)  # type: ignore[method-assign]
-    clashing.adjust("t", shop, [Adjustment(item, 2, Reason.received)], actor="b")
-    entries = _ledger(sql_store, "t", shop)
+    ids = IdGenerator()
+    ids.take = lambda count: next(offered)  # type: ignore[method-assign]
+    clashing = _sharing(storage, ids=ids)
+    clashing.inventory.adjust("t", shop, [Adjustment(item, 2, Reason.received)], actor="b")
+    entries = _ledger(storage, "t", shop)
     assert [(e.id, e.delta, e.quantity_after) for e in entries] == [
         (taken.id, 1, 1),
         (taken.id + 1, 2, 3),
@@ -201,48 +214,49 @@ def test_a_ledger_id_already_taken_at_the_store_is_replaced_by_a_fresh_one(
 
 
 def test_a_deleted_stores_history_stays_in_the_database_but_is_not_listed(
-    sql_store: SqlStore,
+    storage: SqlStorage,
 ) -> None:
-    shop, item = _shop_and_item(sql_store)
-    sql_store.set_quantity("t", shop, item, 4, actor="a")
-    sql_store.adjust("t", shop, [Adjustment(item, -4, Reason.sold)], actor="a")
-    sql_store.delete_store("t", shop)
-    sql_store.delete_item("t", item)
-    with sql_store.engine.connect() as conn:
+    shop, item = _shop_and_item(storage)
+    storage.inventory.set_quantity("t", shop, item, 4, actor="a")
+    storage.inventory.adjust("t", shop, [Adjustment(item, -4, Reason.sold)], actor="a")
+    storage.catalogue.delete_store("t", shop)
+    storage.catalogue.delete_item("t", item)
+    with storage.engine.connect() as conn:
         kept = conn.execute(
             sa.text("SELECT count(*) FROM inventory_changes WHERE store_id = :s"), {"s": shop}
         ).scalar_one()
     assert kept == 2
-    assert _ledger(sql_store, "t", shop) == []
+    assert _ledger(storage, "t", shop) == []
 
 
-def test_a_stored_response_comes_back_byte_for_byte(sql_store: SqlStore) -> None:
-    sql_store.create_tenant("t", "T")
+def test_a_stored_response_comes_back_byte_for_byte(storage: SqlStorage) -> None:
+    storage.catalogue.create_tenant("t", "T")
+    records = storage.idempotency
     response = StoredResponse(
         status=201,
         headers=(("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-Note", "café ✓")),
         body=bytes(range(256)) + b"\x00{}",
     )
     hour = timedelta(hours=1)
-    assert sql_store.claim_idempotency_key("t", "k", "fp", stale_after=hour) is None
-    sql_store.complete_idempotency_key("t", "k", response)
-    assert sql_store.claim_idempotency_key("t", "k", "fp", stale_after=hour) == response
+    assert records.claim_idempotency_key("t", "k", "fp", stale_after=hour) is None
+    records.complete_idempotency_key("t", "k", response)
+    assert records.claim_idempotency_key("t", "k", "fp", stale_after=hour) == response
 
 
 @pytest.mark.parametrize("stale", [False, True], ids=["new key", "stale claim"])
 def test_of_many_replicas_claiming_one_key_at_once_exactly_one_wins(
-    sql_store: SqlStore, stale: bool
+    storage: SqlStorage, stale: bool
 ) -> None:
-    sql_store.create_tenant("t", "T")
+    storage.catalogue.create_tenant("t", "T")
     if stale:
         # Claimed an hour ago by a replica that died before completing it.
         long_ago = datetime.now(UTC) - timedelta(hours=1)
-        dead = SqlStore(sql_store.engine, PATIENT, clock=lambda: long_ago, owns_engine=False)
+        dead = _sharing(storage, clock=lambda: long_ago).idempotency
         assert dead.claim_idempotency_key("t", "k", "fp", stale_after=timedelta(0)) is None
-    replicas = [SqlStore(sql_store.engine, PATIENT, owns_engine=False) for _ in range(THREADS)]
+    replicas = [_sharing(storage).idempotency for _ in range(THREADS)]
     start = threading.Barrier(THREADS)
 
-    def claim(replica: SqlStore) -> str:
+    def claim(replica: IdempotencyRecords) -> str:
         start.wait(timeout=30)
         try:
             won = replica.claim_idempotency_key("t", "k", "fp", stale_after=timedelta(minutes=5))
@@ -255,15 +269,15 @@ def test_of_many_replicas_claiming_one_key_at_once_exactly_one_wins(
     assert outcomes == ["in progress"] * (THREADS - 1) + ["won"]
 
 
-def test_purging_uses_the_claim_time_and_leaves_younger_keys(sql_store: SqlStore) -> None:
-    sql_store.create_tenant("t", "T")
+def test_purging_uses_the_claim_time_and_leaves_younger_keys(storage: SqlStorage) -> None:
+    storage.catalogue.create_tenant("t", "T")
     base = datetime(2026, 5, 1, tzinfo=UTC)
     for hours in (1, 2, 3):
         at = base + timedelta(hours=hours)
-        claimer = SqlStore(sql_store.engine, PATIENT, clock=lambda at=at: at, owns_engine=False)
+        claimer = _sharing(storage, clock=lambda at=at: at).idempotency
         claimer.claim_idempotency_key("t", f"k{hours}", "fp", stale_after=timedelta(0))
-    assert sql_store.purge_idempotency_keys(base + timedelta(hours=2, minutes=30)) == 2
-    with sql_store.engine.connect() as conn:
+    assert storage.idempotency.purge_idempotency_keys(base + timedelta(hours=2, minutes=30)) == 2
+    with storage.engine.connect() as conn:
         left = conn.execute(sa.text("SELECT key FROM idempotency_keys")).scalars().all()
     assert left == ["k3"]
 
@@ -283,12 +297,11 @@ def test_sqlite_later_is_now_or_one_microsecond_after_the_previous_time() -> Non
 def test_retries_of_an_adjustment_never_append_twice(
     new_pg_database: Callable[[str], str],
 ) -> None:
-    store = _migrated(new_pg_database("postgresql+psycopg"))
+    storage = _migrated(new_pg_database("postgresql+psycopg"))
     try:
-        shop, item = _shop_and_item(store)
-        store.set_quantity("t", shop, item, 0, actor="setup")
+        shop, item = _shop_and_item(storage)
+        storage.inventory.set_quantity("t", shop, item, 0, actor="setup")
         failures = iter([True, True, False])
-        real = store.tx
 
         class Flaky(Transactor):
             """Fails the first two commits with a serialization failure, as a busy server does."""
@@ -304,8 +317,13 @@ def test_retries_of_an_adjustment_never_append_twice(
 
                 return super().write(failing)
 
-        store.tx = Flaky(real.engine, replace(PATIENT, retry_attempts=5), sleep=lambda _: None)
-        store.adjust("t", shop, [Adjustment(item, 3, Reason.received)], actor="a")
-        assert [(e.delta, e.quantity_after) for e in _ledger(store, "t", shop)] == [(0, 0), (3, 3)]
+        flaky = Flaky(storage.engine, replace(PATIENT, retry_attempts=5), sleep=lambda _: None)
+        _sharing(storage, tx=flaky).inventory.adjust(
+            "t", shop, [Adjustment(item, 3, Reason.received)], actor="a"
+        )
+        assert [(e.delta, e.quantity_after) for e in _ledger(storage, "t", shop)] == [
+            (0, 0),
+            (3, 3),
+        ]
     finally:
-        store.close()
+        storage.close()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from commerce.adapters.storage.sql import SqlStore
+from commerce.adapters.storage.sql import SqlStorage
 from commerce.adapters.storage.sql.tables import metadata
 from commerce.core.models import (
     Adjustment,
@@ -29,106 +29,109 @@ from commerce.core.models import (
 MINUTE = timedelta(minutes=1)
 
 
-def _route_calls(store: SqlStore) -> dict[str, Callable[[], object]]:
-    store.create_tenant("t", "T")
-    chain = store.create_chain("t", NewChain(name="C")).id
-    shop = store.create_store("t", NewStore(chain_id=chain, name="S")).id
-    item = store.create_item("t", NewItem(sku="A", name="A", cost=Decimal("1.00"))).id
-    other = store.create_item("t", NewItem(sku="B", name="B", cost=Decimal("1.00"))).id
-    store.set_quantity("t", shop, item, 3, actor="test")
+def _route_calls(storage: SqlStorage) -> dict[str, Callable[[], object]]:
+    catalogue, inventory, records = storage.catalogue, storage.inventory, storage.idempotency
+    catalogue.create_tenant("t", "T")
+    chain = catalogue.create_chain("t", NewChain(name="C")).id
+    shop = catalogue.create_store("t", NewStore(chain_id=chain, name="S")).id
+    item = catalogue.create_item("t", NewItem(sku="A", name="A", cost=Decimal("1.00"))).id
+    other = catalogue.create_item("t", NewItem(sku="B", name="B", cost=Decimal("1.00"))).id
+    inventory.set_quantity("t", shop, item, 3, actor="test")
     # Rows for the deletes, which must find nothing in their way.
-    spare_chain = store.create_chain("t", NewChain(name="Spare")).id
-    spare_shop = store.create_store("t", NewStore(chain_id=chain, name="Spare")).id
-    spare_item = store.create_item("t", NewItem(sku="C", name="C", cost=Decimal("1.00"))).id
-    store.set_quantity("t", spare_shop, spare_item, 0, actor="test")
+    spare_chain = catalogue.create_chain("t", NewChain(name="Spare")).id
+    spare_shop = catalogue.create_store("t", NewStore(chain_id=chain, name="Spare")).id
+    spare_item = catalogue.create_item("t", NewItem(sku="C", name="C", cost=Decimal("1.00"))).id
+    inventory.set_quantity("t", spare_shop, spare_item, 0, actor="test")
     now = datetime.now(UTC)
     batch = [Adjustment(item, 2, Reason.received), Adjustment(other, -1, Reason.sold)]
     response = StoredResponse(status=201, headers=(), body=b"{}")
+
+    def replay() -> object:
+        records.complete_idempotency_key("t", "k", response)
+        return records.claim_idempotency_key("t", "k", "fp", stale_after=MINUTE)
+
     return {
-        "GET /chain": lambda: store.list_chains("t", after=chain, limit=101),
-        "GET /chain/{id}": lambda: store.get_chain("t", chain),
-        "GET /chain/{id}/stores": lambda: store.list_stores("t", chain, after=shop, limit=101),
-        "GET /stores/{id}": lambda: store.get_store("t", shop),
-        "GET /stores/{id}/inventory": lambda: store.list_levels(
+        "GET /chain": lambda: catalogue.list_chains("t", after=chain, limit=101),
+        "GET /chain/{id}": lambda: catalogue.get_chain("t", chain),
+        "GET /chain/{id}/stores": lambda: catalogue.list_stores("t", chain, after=shop, limit=101),
+        "GET /stores/{id}": lambda: catalogue.get_store("t", shop),
+        "GET /stores/{id}/inventory": lambda: inventory.list_levels(
             "t", shop, item_ids=None, after=item, limit=101
         ),
-        "GET /stores/{id}/inventory?items=": lambda: store.list_levels(
+        "GET /stores/{id}/inventory?items=": lambda: inventory.list_levels(
             "t", shop, item_ids=[item, item + 1, item + 2], after=None, limit=101
         ),
-        "GET /items": lambda: store.list_items("t", after=item, limit=101),
-        "GET /items/{id}": lambda: store.get_item("t", item),
-        "GET /items/{id}/inventory": lambda: store.list_item_levels(
+        "GET /items": lambda: catalogue.list_items("t", after=item, limit=101),
+        "GET /items/{id}": lambda: catalogue.get_item("t", item),
+        "GET /items/{id}/inventory": lambda: inventory.list_item_levels(
             "t", item, after=shop, limit=101
         ),
-        "PUT /stores/{id}/inventory/{item_id}": lambda: store.set_quantity(
+        "PUT /stores/{id}/inventory/{item_id}": lambda: inventory.set_quantity(
             "t", shop, item, 4, actor="test"
         ),
-        "PUT /stores/{id}/inventory/{item_id} (new level)": lambda: store.set_quantity(
+        "PUT /stores/{id}/inventory/{item_id} (new level)": lambda: inventory.set_quantity(
             "t", shop, other, 1, actor="test", expected_quantity=0
         ),
         # An increase (upsert), then a decrease (conditional UPDATE), then the ledger rows.
-        "POST /stores/{id}/inventory/adjustments": lambda: store.adjust(
+        "POST /stores/{id}/inventory/adjustments": lambda: inventory.adjust(
             "t", shop, batch, actor="test"
         ),
-        "GET /stores/{id}/inventory/changes": lambda: store.list_changes(
+        "GET /stores/{id}/inventory/changes": lambda: inventory.list_changes(
             "t", shop, ChangeFilter(), after=1, limit=101
         ),
         # The first page: without a cursor SQLite once preferred the primary key here.
-        "GET /stores/{id}/inventory/changes?item_id=": lambda: store.list_changes(
+        "GET /stores/{id}/inventory/changes?item_id=": lambda: inventory.list_changes(
             "t", shop, ChangeFilter(item_id=item), after=None, limit=101
         ),
-        "GET /stores/{id}/inventory/changes?since=&until=": lambda: store.list_changes(
+        "GET /stores/{id}/inventory/changes?since=&until=": lambda: inventory.list_changes(
             "t", shop, ChangeFilter(since=now - MINUTE, until=now + MINUTE), after=1, limit=101
         ),
-        "GET /stores/{id}/inventory?as_of=": lambda: store.list_levels_as_of(
+        "GET /stores/{id}/inventory?as_of=": lambda: inventory.list_levels_as_of(
             "t", shop, now, item_ids=None, after=None, limit=101
         ),
-        "GET /stores/{id}/inventory?as_of=&items=": lambda: store.list_levels_as_of(
+        "GET /stores/{id}/inventory?as_of=&items=": lambda: inventory.list_levels_as_of(
             "t", shop, now, item_ids=[item, other, other + 1], after=None, limit=101
         ),
-        "PATCH /chain/{id}": lambda: store.update_chain("t", chain, ChainPatch(name="D")),
-        "PATCH /stores/{id}": lambda: store.update_store("t", shop, StorePatch(city="Nice")),
-        "PATCH /items/{id}": lambda: store.update_item("t", item, ItemPatch(sku="A2")),
-        "DELETE /stores/{id}": lambda: store.delete_store("t", spare_shop),
-        "DELETE /items/{id}": lambda: store.delete_item("t", spare_item),
-        "DELETE /chain/{id}": lambda: store.delete_chain("t", spare_chain),
-        "Idempotency-Key: claim": lambda: store.claim_idempotency_key(
+        "PATCH /chain/{id}": lambda: catalogue.update_chain("t", chain, ChainPatch(name="D")),
+        "PATCH /stores/{id}": lambda: catalogue.update_store("t", shop, StorePatch(city="Nice")),
+        "PATCH /items/{id}": lambda: catalogue.update_item("t", item, ItemPatch(sku="A2")),
+        "DELETE /stores/{id}": lambda: catalogue.delete_store("t", spare_shop),
+        "DELETE /items/{id}": lambda: catalogue.delete_item("t", spare_item),
+        "DELETE /chain/{id}": lambda: catalogue.delete_chain("t", spare_chain),
+        "Idempotency-Key: claim": lambda: records.claim_idempotency_key(
             "t", "k", "fp", stale_after=MINUTE
         ),
-        "Idempotency-Key: replay": lambda: (
-            store.complete_idempotency_key("t", "k", response),
-            store.claim_idempotency_key("t", "k", "fp", stale_after=MINUTE),
-        ),
-        "Idempotency-Key: release": lambda: store.release_idempotency_key("t", "k"),
-        "Idempotency-Key: purge": lambda: store.purge_idempotency_keys(now - MINUTE),
-        "tenant lookup": lambda: store.get_tenant("t"),
+        "Idempotency-Key: replay": replay,
+        "Idempotency-Key: release": lambda: records.release_idempotency_key("t", "k"),
+        "Idempotency-Key: purge": lambda: records.purge_idempotency_keys(now - MINUTE),
+        "tenant lookup": lambda: catalogue.get_tenant("t"),
     }
 
 
-def _captured(store: SqlStore, call: Callable[[], object]) -> list[tuple[str, Any]]:
+def _captured(storage: SqlStorage, call: Callable[[], object]) -> list[tuple[str, Any]]:
     seen: list[tuple[str, Any]] = []
 
     def capture(conn: object, cursor: object, statement: str, params: Any, *_: object) -> None:
         if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
             seen.append((statement, params))
 
-    event.listen(store.engine, "before_cursor_execute", capture)
+    event.listen(storage.engine, "before_cursor_execute", capture)
     try:
         call()
     finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
+        event.remove(storage.engine, "before_cursor_execute", capture)
     assert seen
     return seen
 
 
-def plans(store: SqlStore) -> dict[str, list[str]]:
+def plans(storage: SqlStorage) -> dict[str, list[str]]:
     """Route -> the plan lines of every statement it runs, in the database's own words."""
-    postgres = store.engine.dialect.name != "sqlite"
+    postgres = storage.engine.dialect.name != "sqlite"
     result: dict[str, list[str]] = {}
-    for route, call in _route_calls(store).items():
+    for route, call in _route_calls(storage).items():
         lines: list[str] = []
-        for statement, params in _captured(store, call):
-            with store.engine.connect() as conn:
+        for statement, params in _captured(storage, call):
+            with storage.engine.connect() as conn:
                 if postgres:
                     # Tiny tables make a sequential scan the cheapest plan; this asks instead
                     # whether an index *can* answer, which is what holds at any size.
@@ -174,8 +177,8 @@ ITEM_HISTORY = "GET /stores/{id}/inventory/changes?item_id="
 ITEM_HISTORY_INDEX = "ix_inventory_changes_store_id_item_id_id"
 
 
-def test_every_route_query_uses_an_index_on_sqlite(sqlite_store: SqlStore) -> None:
-    found = plans(sqlite_store)
+def test_every_route_query_uses_an_index_on_sqlite(sqlite_storage: SqlStorage) -> None:
+    found = plans(sqlite_storage)
     # Not just any index: the store's whole history is an index range too.
     assert any(ITEM_HISTORY_INDEX in line for line in found[ITEM_HISTORY])
     # SQLite says SCAN for a full pass over a table or index, TEMP B-TREE for a sort. A
@@ -183,15 +186,17 @@ def test_every_route_query_uses_an_index_on_sqlite(sqlite_store: SqlStore) -> No
     _assert_indexed(found, scan=re.compile(r"\bSCAN (\w+)"), sort="TEMP B-TREE")
 
 
-def test_every_route_query_uses_an_index_on_postgresql(pg_store: SqlStore) -> None:
-    found = plans(pg_store)
+def test_every_route_query_uses_an_index_on_postgresql(pg_storage: SqlStorage) -> None:
+    found = plans(pg_storage)
     assert any(ITEM_HISTORY_INDEX in line for line in found[ITEM_HISTORY])
     _assert_indexed(found, scan=re.compile(r"Seq Scan on (\w+)"), sort="Sort")
 
 
 @pytest.mark.parametrize("statement", ["SELECT * FROM inventory_levels WHERE quantity = 3"])
-def test_the_plan_check_does_catch_a_sequential_scan(pg_store: SqlStore, statement: str) -> None:
-    with pg_store.engine.connect() as conn:
+def test_the_plan_check_does_catch_a_sequential_scan(
+    pg_storage: SqlStorage, statement: str
+) -> None:
+    with pg_storage.engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
         plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}"))
     assert "Seq Scan" in plan

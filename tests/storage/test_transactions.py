@@ -5,13 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from commerce.adapters.storage.sql import SqlOptions, SqlStore
+from commerce.adapters.storage.sql import SqlOptions, SqlStorage, sql_storage
 from commerce.adapters.storage.sql.engine import create_engine, sqlstate
 from commerce.adapters.storage.sql.transactions import Transactor
 from commerce.core.errors import StorageUnavailable
@@ -101,43 +100,46 @@ def test_the_cockroachdb_dialect_retries_the_same_failures(
     assert len(attempts) == 3
 
 
-def test_many_concurrent_writes_to_one_level_all_land_through_the_store(
-    pg_store: SqlStore,
+def test_many_concurrent_writes_to_one_level_all_land_through_the_storage(
+    pg_storage: SqlStorage,
 ) -> None:
-    store = SqlStore(pg_store.engine, replace(pg_store.options, retry_attempts=50))
-    store.create_tenant("busy", "Busy")
-    chain = store.create_chain("busy", NewChain(name="Chain"))
-    shop = store.create_store("busy", NewStore(chain_id=chain.id, name="Shop"))
-    item = store.create_item("busy", NewItem(sku="HOT", name="Hot item", cost=Decimal("1.00")))
+    storage = sql_storage(pg_storage.engine, SqlOptions(retry_attempts=50), owns_engine=False)
+    catalogue, inventory = storage.catalogue, storage.inventory
+    catalogue.create_tenant("busy", "Busy")
+    chain = catalogue.create_chain("busy", NewChain(name="Chain"))
+    shop = catalogue.create_store("busy", NewStore(chain_id=chain.id, name="Shop"))
+    item = catalogue.create_item("busy", NewItem(sku="HOT", name="Hot item", cost=Decimal("1.00")))
     quantities = list(range(40))
     with ThreadPoolExecutor(8) as pool:
         written = list(
             pool.map(
-                lambda q: store.set_quantity("busy", shop.id, item.id, q, actor="test"), quantities
+                lambda q: inventory.set_quantity("busy", shop.id, item.id, q, actor="test"),
+                quantities,
             )
         )
     assert sorted(level.quantity for level in written) == quantities
-    [level] = store.list_levels("busy", shop.id, item_ids=None, after=None, limit=10)
+    [level] = inventory.list_levels("busy", shop.id, item_ids=None, after=None, limit=10)
     assert level.quantity in quantities
 
 
 def test_backoff_grows_exponentially_up_to_its_ceiling_and_is_jittered(
-    sqlite_store: SqlStore,
+    sqlite_storage: SqlStorage,
 ) -> None:
     options = SqlOptions(retry_base_delay=0.01, retry_max_delay=0.05)
-    full = Transactor(sqlite_store.engine, options, jitter=lambda: 1.0)
+    full = Transactor(sqlite_storage.engine, options, jitter=lambda: 1.0)
     assert [full.backoff(n) for n in range(1, 6)] == pytest.approx([0.01, 0.02, 0.04, 0.05, 0.05])
-    half = Transactor(sqlite_store.engine, options, jitter=lambda: 0.5)
+    half = Transactor(sqlite_storage.engine, options, jitter=lambda: 0.5)
     assert half.backoff(3) == pytest.approx(0.02)
 
 
 def test_concurrent_writers_on_sqlite_queue_for_the_lock_instead_of_failing(
-    sqlite_store: SqlStore,
+    sqlite_storage: SqlStorage,
 ) -> None:
-    sqlite_store.create_tenant("t", "T")
+    catalogue = sqlite_storage.catalogue
+    catalogue.create_tenant("t", "T")
     with ThreadPoolExecutor(8) as pool:
         made = list(
-            pool.map(lambda n: sqlite_store.create_chain("t", NewChain(name=f"C{n}")), range(64))
+            pool.map(lambda n: catalogue.create_chain("t", NewChain(name=f"C{n}")), range(64))
         )
     assert len({c.id for c in made}) == 64
-    assert len(sqlite_store.list_chains("t", after=None, limit=100)) == 64
+    assert len(catalogue.list_chains("t", after=None, limit=100)) == 64

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from commerce.adapters.storage.sql.ids import IdGenerator, default_ids
-from commerce.adapters.storage.sql.store import SqlStore
+from commerce.adapters.storage.sql.storage import SqlStorage
 from commerce.adapters.storage.sql.tables import (
     chains,
     inventory_changes,
@@ -47,25 +47,25 @@ def _utcnow() -> datetime:
 
 
 class SqlBulkLoader:
-    """Loads batches into a ``SqlStore``'s database, one transaction per batch.
+    """Loads batches into a ``SqlStorage``'s database, one transaction per batch.
 
     The database's constraints still hold (a batch that breaks one is refused whole); the
-    checks the store makes row by row for a request's sake are not repeated here.
+    checks the use cases make row by row for a request's sake are not repeated here.
     """
 
     def __init__(
         self,
-        store: SqlStore,
+        storage: SqlStorage,
         *,
         clock: Callable[[], datetime] = _utcnow,
         ids: IdGenerator = default_ids,
     ) -> None:
-        self._store = store
+        self._tx = storage.tx
         self._clock = clock
         self._ids = ids
         # COPY is PostgreSQL's fastest path in; CockroachDB advises multi-row INSERTs instead.
-        self._copy = store.engine.dialect.name == "postgresql"
-        self._sqlite = store.engine.dialect.name == "sqlite"
+        self._copy = storage.engine.dialect.name == "postgresql"
+        self._sqlite = storage.engine.dialect.name == "sqlite"
 
     def add_chains(self, tenant: str, rows: Sequence[NewChain]) -> list[int]:
         return self._add(chains, tenant, rows)
@@ -101,11 +101,9 @@ class SqlBulkLoader:
         now = self._clock()
         change_ids = self._ids.take(len(rows))
         if self._copy:
-            return self._store.tx.write(
-                lambda conn: _copy_levels(conn, tenant, rows, change_ids, now)
-            )
+            return self._tx.write(lambda conn: _copy_levels(conn, tenant, rows, change_ids, now))
         if self._sqlite:
-            return self._store.tx.write(
+            return self._tx.write(
                 lambda conn: _executemany_levels(conn, tenant, rows, change_ids, now)
             )
         levels = [
@@ -139,7 +137,7 @@ class SqlBulkLoader:
             conn.execute(inventory_changes.insert(), changes)
             return len(rows)
 
-        return self._store.tx.write(write)
+        return self._tx.write(write)
 
     def close(self) -> None:
         if self._copy:
@@ -147,13 +145,13 @@ class SqlBulkLoader:
             # and picks the ordered index scans (autovacuum would get there, minutes later).
             tables = (chains, stores, items, inventory_levels, inventory_changes)
             names = ", ".join(t.name for t in tables)
-            self._store.tx.write(lambda conn: conn.exec_driver_sql(f"ANALYZE {names}"))
+            self._tx.write(lambda conn: conn.exec_driver_sql(f"ANALYZE {names}"))
 
     def _insert(self, table: sa.Table, values: list[dict[str, Any]]) -> None:
         if values:
             # A list of parameter sets: executemany, which SQLAlchemy sends as multi-row
             # INSERTs on PostgreSQL and CockroachDB and as one prepared statement on SQLite.
-            self._store.tx.write(lambda conn: conn.execute(table.insert(), values))
+            self._tx.write(lambda conn: conn.execute(table.insert(), values))
 
 
 def _copy_levels(

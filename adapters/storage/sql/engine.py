@@ -16,8 +16,16 @@ from sqlalchemy.pool import StaticPool
 
 from commerce.core.errors import Misconfigured, StorageUnavailable
 
-SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "cockroachdb", "cockroachdb+psycopg")
-"""The URL schemes this plugin opens; ``postgresql://`` and ``cockroachdb://`` mean psycopg 3."""
+SCHEMES = (
+    "sqlite",
+    "postgresql",
+    "postgresql+psycopg",
+    "postgres",
+    "cockroachdb",
+    "cockroachdb+psycopg",
+)
+"""The URL schemes this plugin opens; ``postgresql://``, ``postgres://`` (what many hosting
+providers hand out) and ``cockroachdb://`` mean psycopg 3."""
 
 UPGRADE_HINT = "run `commerce db upgrade`"
 
@@ -33,14 +41,6 @@ SQLITE_LATER = "commerce_later"
 
 _SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
 _TICK = timedelta(microseconds=1)
-
-
-def scheme_of(url: str) -> str:
-    return url.split(":", 1)[0].lower() if ":" in url else url.lower()
-
-
-def handles(url: str) -> bool:
-    return scheme_of(url) in SCHEMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,8 @@ class SqlOptions:
 
 
 def normalize_url(url: str) -> URL:
-    """The SQLAlchemy URL for ``url``: psycopg 3 for the PostgreSQL family, absolute SQLite paths.
+    """The SQLAlchemy URL for ``url``: psycopg 3 for the PostgreSQL family (``postgres://``
+    included, which SQLAlchemy no longer takes), absolute SQLite paths.
 
     A relative SQLite path is taken from the current directory when the store opens, so a
     later change of directory cannot point the service at another file.
@@ -87,7 +88,7 @@ def normalize_url(url: str) -> URL:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError) as e:
         raise Misconfigured(f"not a valid database URL: {_safe(url)} ({e})") from None
-    if parsed.drivername == "postgresql":
+    if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif parsed.drivername == "cockroachdb":
         parsed = parsed.set(drivername="cockroachdb+psycopg")

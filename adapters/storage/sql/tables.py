@@ -17,9 +17,9 @@ from sqlalchemy.types import TypeEngine
 MONEY_PRECISION = 12
 MONEY_SCALE = 2
 CENTS = Decimal(1).scaleb(-MONEY_SCALE)
-MAX_MONEY = Decimal(10) ** (MONEY_PRECISION - MONEY_SCALE) - CENTS
 
 # Constraint names are fixed so that migrations, error translation and the docs agree.
+# The CHECKs are a safety net under the use cases' validation (migration 0004 adds most).
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -98,6 +98,8 @@ tenants = sa.Table(
     sa.Column("id", sa.String(63), primary_key=True),
     sa.Column("name", sa.Text(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # SQLite does not enforce VARCHAR(63) by itself.
+    sa.CheckConstraint("length(id) BETWEEN 1 AND 63", name="id_length"),
 )
 
 chains = sa.Table(
@@ -146,6 +148,8 @@ items = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("tenant_id", "sku"),
     sa.UniqueConstraint("tenant_id", "id"),
+    sa.CheckConstraint("cost >= 0", name="cost_not_negative"),
+    sa.CheckConstraint("sku <> ''", name="sku_not_empty"),
 )
 
 inventory_levels = sa.Table(
@@ -183,6 +187,10 @@ inventory_changes = sa.Table(
     sa.Column("actor", sa.Text(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint("quantity_after >= 0", name="quantity_after_not_negative"),
+    # An adjustment changes something; only a count may find what was there (delta 0).
+    sa.CheckConstraint("delta <> 0 OR reason = 'count'", name="delta_not_zero"),
+    # Every entry starts from a level that was not negative either.
+    sa.CheckConstraint("quantity_after - delta >= 0", name="quantity_before_not_negative"),
     # No foreign keys: the history of a deleted store or item is kept.
     # One item's history at a store, in id order (GET …/changes?item_id=).
     sa.Index(None, "store_id", "item_id", "id"),

@@ -29,8 +29,26 @@ def run_online() -> None:
         # Each migration commits on its own, so an interrupted upgrade keeps what it finished.
         transaction_per_migration=True,
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    if connection.dialect.name != "sqlite":
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    # SQLite's batch mode rebuilds a table (create, copy, drop, rename), and dropping a table
+    # that others refer to fails while foreign keys are enforced. The pragma is ignored inside
+    # a transaction, so it is set on the driver's connection before the first one begins;
+    # the keys are checked, and enforced again, once the migrations are done.
+    driver = connection.connection.driver_connection
+    if connection.in_transaction():
+        raise RuntimeError("SQLite migrations must start outside a transaction")
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+        broken = driver.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migrations left rows without their parents: {broken[:5]}")
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
 
 
 if context.is_offline_mode():

@@ -1,4 +1,4 @@
-"""A Hypothesis state machine drives each store beside a plain-dict model and checks invariants.
+"""A Hypothesis state machine drives each storage beside a plain-dict model and checks invariants.
 
 Invariants after every step: the levels equal the model's, no quantity is negative, every
 level's ledger sums to it, and a neighbouring tenant's data is neither visible nor touched.
@@ -20,31 +20,33 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from commerce.core import services
+from commerce.core import usecases
 from commerce.core.errors import Conflict, InsufficientStock
 from commerce.core.models import Adjustment, ChangeFilter, NewChain, NewItem, NewStore, Reason
-from commerce.core.ports import CommerceStore
-from tests.conftest import new_tenant
+from commerce.core.pagination import PageRequest
+from commerce.core.ports import Storage
+from tests.contract.base import unique_tenant
 
 pytestmark = pytest.mark.property
 
 REASONS = st.sampled_from(list(Reason))
 
 
-class StoreMachine(RuleBasedStateMachine):
+class StorageMachine(RuleBasedStateMachine):
     """Rules pick rows by position among the live ones, so every step does real work."""
 
-    def __init__(self, store: CommerceStore) -> None:
+    def __init__(self, storage: Storage) -> None:
         super().__init__()
-        self.store = store
-        self.tenant = new_tenant(store, "sm")
-        self.neighbour = new_tenant(store, "nb")
-        chain = store.create_chain(self.neighbour, NewChain(name="Next door"))
-        self.nb_shop = store.create_store(self.neighbour, NewStore(chain.id, "Next door")).id
-        self.nb_item = store.create_item(
+        self.catalogue = catalogue = storage.catalogue
+        self.inventory = inventory = storage.inventory
+        self.tenant = unique_tenant(catalogue, "sm")
+        self.neighbour = unique_tenant(catalogue, "nb")
+        chain = catalogue.create_chain(self.neighbour, NewChain(name="Next door"))
+        self.nb_shop = catalogue.create_store(self.neighbour, NewStore(chain.id, "Next door")).id
+        self.nb_item = catalogue.create_item(
             self.neighbour, NewItem(sku="NB", name="NB", cost=Decimal("1.00"))
         ).id
-        store.set_quantity(self.neighbour, self.nb_shop, self.nb_item, 99, actor="nb")
+        inventory.set_quantity(self.neighbour, self.nb_shop, self.nb_item, 99, actor="nb")
         self.model_chains: dict[int, set[int]] = {}  # chain -> its stores
         self.model_items: set[int] = set()
         self.levels: dict[tuple[int, int], int] = {}
@@ -65,7 +67,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     # -- catalogue ---------------------------------------------------------------------
     def create_chain(self, name: str) -> int:
-        chain = services.create_chain(self.store, self.tenant, NewChain(name=name))
+        chain = usecases.create_chain(self.catalogue, self.tenant, NewChain(name=name))
         assert chain.name == name
         self.model_chains[chain.id] = set()
         return chain.id
@@ -75,7 +77,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.create_chain(name)
 
     def create_shop(self, chain: int) -> None:
-        shop = services.create_store(self.store, self.tenant, NewStore(chain_id=chain, name="S"))
+        shop = usecases.create_store(
+            self.catalogue, self.tenant, NewStore(chain_id=chain, name="S")
+        )
         self.model_chains[chain].add(shop.id)
 
     @rule(n=st.integers(min_value=0, max_value=9))
@@ -88,7 +92,7 @@ class StoreMachine(RuleBasedStateMachine):
     def create_item(self, cost: Decimal) -> None:
         self.sku_counter += 1
         new = NewItem(sku=f"SKU-{self.sku_counter}", name="I", cost=cost)
-        item = services.create_item(self.store, self.tenant, new)
+        item = usecases.create_item(self.catalogue, self.tenant, new)
         assert item.cost == cost
         self.model_items.add(item.id)
 
@@ -99,9 +103,9 @@ class StoreMachine(RuleBasedStateMachine):
             return
         if self.model_chains[chain]:
             with pytest.raises(Conflict):
-                services.delete_chain(self.store, self.tenant, chain)
+                usecases.delete_chain(self.catalogue, self.tenant, chain)
             return
-        services.delete_chain(self.store, self.tenant, chain)
+        usecases.delete_chain(self.catalogue, self.tenant, chain)
         del self.model_chains[chain]
 
     @rule(n=st.integers(min_value=0, max_value=9))
@@ -111,9 +115,9 @@ class StoreMachine(RuleBasedStateMachine):
             return
         if any(q > 0 for (s, _), q in self.levels.items() if s == shop):
             with pytest.raises(Conflict):
-                services.delete_store(self.store, self.tenant, shop)
+                usecases.delete_store(self.catalogue, self.tenant, shop)
             return
-        services.delete_store(self.store, self.tenant, shop)
+        usecases.delete_store(self.catalogue, self.tenant, shop)
         for shops in self.model_chains.values():
             shops.discard(shop)
         self.levels = {k: q for k, q in self.levels.items() if k[0] != shop}
@@ -125,9 +129,9 @@ class StoreMachine(RuleBasedStateMachine):
             return
         if any(q > 0 for (_, i), q in self.levels.items() if i == item):
             with pytest.raises(Conflict):
-                services.delete_item(self.store, self.tenant, item)
+                usecases.delete_item(self.catalogue, self.tenant, item)
             return
-        services.delete_item(self.store, self.tenant, item)
+        usecases.delete_item(self.catalogue, self.tenant, item)
         self.model_items.discard(item)
         self.levels = {k: q for k, q in self.levels.items() if k[1] != item}
 
@@ -141,8 +145,8 @@ class StoreMachine(RuleBasedStateMachine):
         shop, item = self._pick(self._shops, s), self._pick(self.model_items, i)
         if shop is None or item is None:
             return
-        level = services.set_quantity(
-            self.store, self.tenant, shop, item, quantity, actor="machine"
+        level = usecases.set_quantity(
+            self.inventory, self.tenant, shop, item, quantity, actor="machine"
         )
         assert level.quantity == quantity
         self.levels[(shop, item)] = quantity
@@ -179,10 +183,10 @@ class StoreMachine(RuleBasedStateMachine):
                 running[key] = running.get(key, 0) + adj.delta
         if short:
             with pytest.raises(InsufficientStock) as caught:
-                services.adjust_inventory(self.store, self.tenant, shop, adjustments, actor="m")
+                usecases.adjust_inventory(self.inventory, self.tenant, shop, adjustments, actor="m")
             assert {s["item_id"] for s in caught.value.shortages} == short
             return
-        services.adjust_inventory(self.store, self.tenant, shop, adjustments, actor="m")
+        usecases.adjust_inventory(self.inventory, self.tenant, shop, adjustments, actor="m")
         self.levels = running
 
     # -- history -----------------------------------------------------------------------
@@ -209,8 +213,8 @@ class StoreMachine(RuleBasedStateMachine):
         # whose clock was pushed a microsecond ahead) belongs to that moment too.
         if any(e.id > last_id and e.created_at <= moment for e in self._ledger(shop)):
             return
-        page = services.list_store_inventory(
-            self.store, self.tenant, shop, services.PageRequest(limit=1000), as_of=moment
+        page = usecases.list_store_inventory(
+            self.catalogue, self.inventory, self.tenant, shop, PageRequest(limit=1000), as_of=moment
         )
         got = {lv.item_id: lv.quantity for lv in page.rows}
         # Items deleted since then still had their level at that moment.
@@ -220,16 +224,16 @@ class StoreMachine(RuleBasedStateMachine):
     # -- invariants --------------------------------------------------------------------
     def _ledger(self, shop: int) -> list:  # type: ignore[type-arg]
         return list(
-            self.store.list_changes(self.tenant, shop, ChangeFilter(), after=None, limit=10_000)
+            self.inventory.list_changes(self.tenant, shop, ChangeFilter(), after=None, limit=10_000)
         )
 
     @invariant()
     def levels_equal_the_model_and_are_never_negative(self) -> None:
         for chain, shops in self.model_chains.items():
-            listed = self.store.list_stores(self.tenant, chain, after=None, limit=1000)
+            listed = self.catalogue.list_stores(self.tenant, chain, after=None, limit=1000)
             assert {s.id for s in listed} == shops
             for shop in shops:
-                levels = self.store.list_levels(
+                levels = self.inventory.list_levels(
                     self.tenant, shop, item_ids=None, after=None, limit=1000
                 )
                 got = {lv.item_id: lv.quantity for lv in levels}
@@ -245,19 +249,19 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_neighbour_is_neither_seen_nor_touched(self) -> None:
-        mine = self.store.list_chains(self.tenant, after=None, limit=1000)
+        mine = self.catalogue.list_chains(self.tenant, after=None, limit=1000)
         assert {c.id for c in mine} == set(self.model_chains)
-        assert self.store.get_store(self.tenant, self.nb_shop) is None
-        theirs = self.store.list_levels(
+        assert self.catalogue.get_store(self.tenant, self.nb_shop) is None
+        theirs = self.inventory.list_levels(
             self.neighbour, self.nb_shop, item_ids=None, after=None, limit=10
         )
         assert [(lv.item_id, lv.quantity) for lv in theirs] == [(self.nb_item, 99)]
 
 
-def test_the_store_agrees_with_a_dict_model_through_any_sequence_of_writes(
-    store: CommerceStore,
+def test_the_storage_agrees_with_a_dict_model_through_any_sequence_of_writes(
+    storage: Storage,
 ) -> None:
     run_state_machine_as_test(
-        lambda: StoreMachine(store),
+        lambda: StorageMachine(storage),  # type: ignore[arg-type]  # a factory works too
         settings=settings(max_examples=30, stateful_step_count=50),
     )

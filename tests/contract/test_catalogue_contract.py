@@ -1,0 +1,16 @@
+"""The catalogue port's contract, run on every backend of ``tests/backends.py``.
+
+The ``storage`` fixture of ``tests/conftest.py`` opens each of those backends in turn.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.contract.catalogue import CatalogueContract
+
+pytestmark = pytest.mark.contract
+
+
+class TestCatalogue(CatalogueContract):
+    """Each test runs once per backend: ``storage`` is parametrized over them."""
