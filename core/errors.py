@@ -157,6 +157,18 @@ class InsufficientStock(Conflict):
         self.shortages = shortages
 
 
+class LevelTooHigh(Conflict):
+    """An adjustment would take a level above the most a quantity may be; nothing changed."""
+
+    extensions: ClassVar[Mapping[str, Any]] = {"item_id": int}
+
+    def __init__(self, item_id: int, maximum: int) -> None:
+        super().__init__(
+            f"item {item_id} would hold more than {maximum}; nothing was changed",
+            item_id=item_id,
+        )
+
+
 class PreconditionFailed(CommerceError):
     """The resource changed since the version the caller named (``If-Match``)."""
 

@@ -12,6 +12,10 @@ from commerce.core.errors import InvalidInput
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_KEY = 2**63 - 1
+"""The largest key a cursor may name: every key is a row id, a signed 64-bit integer in
+storage (PostgreSQL ``BIGINT``, SQLite ``INTEGER``), so a larger one could not be compared
+with a column and would fail in the database instead of being refused here."""
 
 T = TypeVar("T")
 
@@ -64,6 +68,8 @@ def encode_cursor(kind: str, key: int) -> str:
 
 
 def decode_cursor(kind: str, cursor: str) -> int:
+    """The key ``cursor`` names; ``InvalidInput`` naming ``cursor`` for anything this module
+    did not issue for ``kind``, or a key beyond what storage holds (a forged cursor)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
@@ -71,7 +77,7 @@ def decode_cursor(kind: str, cursor: str) -> int:
         if cursor_kind != kind or not key.isdigit() or len(key) > 19:
             raise ValueError(cursor)
         # Only the exact token this module issued is accepted, never a lookalike spelling.
-        if encode_cursor(kind, int(key)) != cursor:
+        if encode_cursor(kind, int(key)) != cursor or int(key) > MAX_KEY:
             raise ValueError(cursor)
         return int(key)
     except (ValueError, UnicodeError, binascii.Error):

@@ -232,9 +232,47 @@ class Inventory(Protocol):
         ...
 
 
+class Transaction(Protocol):
+    """The unit of work ``IdempotencyRecords.begin_transaction`` opens: it ends with one of
+    these two, exactly once."""
+
+    def commit(self) -> None:
+        """Keep everything done in the transaction, all at once, and end it.
+
+        ``StorageUnavailable`` if it cannot be kept: then none of it is (except when the
+        connection is lost during the commit itself, when all of it may be; never a part).
+        """
+        ...
+
+    def rollback(self) -> None:
+        """Undo everything done in the transaction and end it. Never raises."""
+        ...
+
+
 @runtime_checkable
 class IdempotencyRecords(Protocol):
     """What became of each request sent with an ``Idempotency-Key``, per tenant."""
+
+    # -- the request's transaction -----------------------------------------------------
+    def begin_transaction(self) -> Transaction:
+        """Open the one transaction a request with a key runs in, in this thread.
+
+        Until it ends, every call this thread makes on the ports of the same storage (these
+        records, the catalogue, the inventory, the API keys) joins it, so the key's claim,
+        the request's writes and the response kept for replay are committed together or
+        not at all: no failure can leave a write without its record, or a record without
+        its write. A call that fails inside it undoes its own changes only, as its own
+        transaction would have, and the transaction goes on (a refusal is kept too); after
+        a call that raised ``StorageUnavailable`` only ``rollback`` remains, since a
+        serialization failure or a lost connection cannot be retried call by call.
+
+        Claiming a key that another open transaction claimed waits until that one ends,
+        then answers as usual (the response it kept, or the key is free again). Other
+        threads never see the transaction's changes before it commits (they read what was
+        there, or wait). One transaction per thread at a time: a second is a
+        ``RuntimeError``.
+        """
+        ...
 
     # -- idempotency keys --------------------------------------------------------------
     def claim_idempotency_key(
@@ -249,6 +287,11 @@ class IdempotencyRecords(Protocol):
         ``IdempotencyInProgress``: the
         same request is still running (claimed less than ``stale_after`` ago); a claim
         older than that is taken over, as its holder is presumed dead.
+
+        Made inside ``begin_transaction``'s transaction (as the HTTP layer does), the claim
+        is completed in it too and nobody ever sees it held: a concurrent claim waits for
+        the outcome instead. ``IdempotencyInProgress`` then only answers claims committed on
+        their own, such as those of a process of an earlier version during an upgrade.
         """
         ...
 

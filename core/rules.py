@@ -17,6 +17,7 @@ from commerce.core.errors import (
     ConcurrentChange,
     InsufficientStock,
     ItemHasStock,
+    LevelTooHigh,
     NotFound,
     QuantityMismatch,
     Shortage,
@@ -24,6 +25,7 @@ from commerce.core.errors import (
     VersionMismatch,
 )
 from commerce.core.models import Adjustment
+from commerce.core.validation import MAX_QUANTITY
 
 TICK = timedelta(microseconds=1)
 """The smallest step of a stored time; ``updated_at`` moves forward by at least this."""
@@ -66,13 +68,17 @@ def shortages(adjustments: Sequence[Adjustment], before: Mapping[int, int]) -> l
 
 def plan_adjustments(adjustments: Sequence[Adjustment], before: Mapping[int, int]) -> list[int]:
     """All or none: each step's quantity after it, or ``InsufficientStock`` naming every
-    item short. No level may go below zero at any step of the batch, not only at its end."""
+    item short. No level may go below zero at any step of the batch, not only at its end,
+    nor above ``MAX_QUANTITY`` (``LevelTooHigh``): quantities stay exact in JavaScript and
+    fit every database's integer."""
     running = dict(before)
     after: list[int] = []
     for adjustment in adjustments:
         quantity = running.get(adjustment.item_id, 0) + adjustment.delta
         if quantity < 0:
             raise InsufficientStock(shortages(adjustments, before))
+        if quantity > MAX_QUANTITY:
+            raise LevelTooHigh(adjustment.item_id, MAX_QUANTITY)
         running[adjustment.item_id] = quantity
         after.append(quantity)
     return after

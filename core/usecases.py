@@ -65,6 +65,17 @@ def get_tenant(catalogue: Catalogue, tenant_id: str) -> Tenant:
     return found
 
 
+def tenant_exists(catalogue: Catalogue, tenant_id: str) -> bool:
+    """Whether ``tenant_id`` is a well-formed id of a tenant that exists: what the tenant of a
+    principal must be. A malformed id (a NUL, 100 characters) is ``False`` without asking
+    storage, where it could only fail."""
+    try:
+        validation.tenant_id("tenant", tenant_id)
+    except InvalidInput:
+        return False
+    return catalogue.get_tenant(tenant_id) is not None
+
+
 def create_api_key(api_keys: ApiKeys, tenant: str, role: Role) -> tuple[str, ApiKey]:
     """A new key of ``tenant``: the token, to be shown once, and the key as stored.
 

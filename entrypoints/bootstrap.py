@@ -8,12 +8,16 @@ verb that needs no storage (``commerce plugins``, ``commerce openapi``) opens no
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 import pluggy
 
-from commerce.core.errors import Misconfigured
+from commerce.core import usecases
+from commerce.core.auth import Principal
+from commerce.core.errors import Misconfigured, Unauthorized
 from commerce.core.events import LogEvent
 from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
 from commerce.entrypoints.config import Settings
@@ -22,6 +26,20 @@ from commerce.plugins import check_hooks, get_plugin_manager
 from commerce.plugins.registry import Registry, scheme_of
 
 log = logging.getLogger("commerce.bootstrap")
+
+UNCHECKED_AUTHENTICATORS = frozenset({"none"})
+"""Authenticators whose principals' tenant is not checked: ``none`` acts for
+``COMMERCE_TENANT``, which ``serve --demo`` creates and ``memory://`` need not have."""
+
+TENANT_CACHE_SECONDS = 5.0
+"""How long a tenant found to exist is trusted without asking storage again: a tenant
+removed from the database is refused by every process within this time."""
+
+TENANT_CACHE_LIMIT = 10_000
+"""Tenants remembered at most; past it the cache starts again empty, which only costs lookups."""
+
+REFUSED = "the bearer token was not accepted"
+"""The words of every refused token, whichever authenticator refused it and why."""
 
 
 class Runtime:
@@ -39,6 +57,7 @@ class Runtime:
     def storage(self) -> Storage:
         """The storage for ``settings.database_url``; ``Misconfigured`` if no plugin takes it."""
         url = self.settings.database_url
+        check_not_per_process(url)
         backend = self.registry.backend_for(url)
         storage = backend.open(url, self.settings.plugin_settings())
         self._opened = True
@@ -54,6 +73,7 @@ class Runtime:
     def schema_manager(self) -> SchemaManager | None:
         """The migrations of the configured storage; ``None`` if it keeps no schema."""
         url = self.settings.database_url
+        check_not_per_process(url)
         backend = self.registry.backend_for(url)
         if backend.schema_manager is None:
             return None
@@ -70,10 +90,14 @@ class Runtime:
     def authenticators(self) -> Sequence[Authenticator]:
         """One per name in ``settings.auth``, in order; ``Misconfigured`` if one is unknown."""
         check_no_auth_allowed(self.settings)
-        built = [
-            self.registry.authenticator(name).make(self.settings.plugin_settings(), self.storage)
-            for name in self.settings.auth
-        ]
+        catalogue = self.storage.catalogue
+        checked = TenantCheck(lambda tenant: usecases.tenant_exists(catalogue, tenant))
+        built: list[Authenticator] = []
+        for name in self.settings.auth:
+            made = self.registry.authenticator(name).make(
+                self.settings.plugin_settings(), self.storage
+            )
+            built.append(made if name in UNCHECKED_AUTHENTICATORS else checked.around(made))
         if "none" in self.settings.auth:
             log.warning(
                 "authentication 'none' is in use: every request acts as admin of tenant %r",
@@ -114,3 +138,82 @@ def check_no_auth_allowed(settings: Settings) -> None:
         "with COMMERCE_DATABASE_URL=memory:// or `commerce serve --demo`; set COMMERCE_AUTH to "
         "apikeys or jwt (see docs/security.md)"
     )
+
+
+def check_not_per_process(url: str) -> None:
+    """``Misconfigured`` for an SQLite database that lives in memory (``sqlite:///:memory:``).
+
+    Such a database is new and empty in every process, so the schema ``commerce db upgrade``
+    gives it is gone when that command exits; the message says what to use instead rather
+    than to run the upgrade that cannot help.
+    """
+    scheme, _, rest = url.partition("://")
+    if not scheme.lower().startswith("sqlite"):
+        return
+    path, _, query = rest.partition("?")
+    if path in ("", "/:memory:") or path.startswith("/file::memory:") or "mode=memory" in query:
+        raise Misconfigured(
+            f"{url.split('?')[0]} is an SQLite database in memory, new and empty in every "
+            "process, so no `commerce db upgrade` can prepare it; use memory:// for data that "
+            "lasts as long as the process, or a file such as sqlite:///commerce.db"
+        )
+
+
+class TenantCheck:
+    """Refuses a principal whose tenant is malformed or does not exist, whoever made it.
+
+    An authenticator vouches for a token, not for the tenant the token names: a JWT signed
+    by the right key may carry a tenant claim of 100 characters, a NUL, or a tenant that was
+    never created or has been removed. Each such principal is refused with the same 401 as
+    any other refused token, and never reaches storage with an id it could not hold.
+    Tenants found to exist are remembered for ``cache_seconds`` (at most ``TENANT_CACHE_LIMIT``
+    of them), so a busy tenant costs one lookup per process per interval.
+    """
+
+    def __init__(
+        self,
+        exists: Callable[[str], bool],
+        *,
+        cache_seconds: float = TENANT_CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._exists = exists
+        self._cache_seconds = cache_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._known: dict[str, float] = {}
+
+    def around(self, inner: Authenticator) -> TenantChecked:
+        """``inner``, its principals checked by this (one cache for every authenticator)."""
+        return TenantChecked(inner, self)
+
+    def check(self, principal: Principal) -> Principal:
+        """``principal``, if its tenant exists; ``Unauthorized`` otherwise."""
+        tenant = principal.tenant
+        now = self._monotonic()
+        with self._lock:
+            until = self._known.get(tenant)
+        if until is not None and now < until:
+            return principal
+        if not self._exists(tenant):
+            # The tenant is not logged: it may be anything a token's issuer put there.
+            log.debug("refused a principal of a tenant that does not exist")
+            raise Unauthorized(REFUSED)
+        if self._cache_seconds > 0:
+            with self._lock:
+                if len(self._known) >= TENANT_CACHE_LIMIT:
+                    self._known.clear()
+                self._known[tenant] = now + self._cache_seconds
+        return principal
+
+
+class TenantChecked:
+    """An authenticator whose principals ``TenantCheck`` vets; ``inner`` is the one wrapped."""
+
+    def __init__(self, inner: Authenticator, check: TenantCheck) -> None:
+        self.inner = inner
+        self._check = check
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        principal = self.inner.authenticate(token)
+        return None if principal is None else self._check.check(principal)

@@ -16,6 +16,7 @@ from commerce.plugins import hookspecs
 from commerce.plugins.hookspecs import (
     PROJECT,
     AuthenticatorProvider,
+    Instrumentation,
     StorageBackend,
     hookimpl,
     hookspec,
@@ -24,6 +25,7 @@ from commerce.plugins.hookspecs import (
 __all__ = [
     "PROJECT",
     "AuthenticatorProvider",
+    "Instrumentation",
     "StorageBackend",
     "builtin_plugins",
     "check_hooks",

@@ -58,6 +58,32 @@ class AuthenticatorProvider:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Instrumentation:
+    """Something that observes the service (tracing, metrics), switched on by its settings.
+
+    ``middleware``: Falcon middleware objects, run outside the service's own (they see a
+    request first and its response last). ``routes``: extra ``(uri_template, resource)``
+    pairs, such as ``/metrics``; they are public unless the resource checks credentials
+    itself. ``wrap_storage(storage)`` returns the bundle with its ports wrapped (spans or
+    timings around each call); it must hand back a ``Storage`` that behaves the same.
+    ``close()`` flushes and stops whatever it started (exporters, servers).
+    """
+
+    name: str
+    middleware: tuple[object, ...] = ()
+    routes: tuple[tuple[str, object], ...] = ()
+    wrap_storage: Callable[[Storage], Storage] | None = None
+    close: Callable[[], None] | None = None
+
+
+@hookspec
+def commerce_instrumentations(settings: Settings) -> list[Instrumentation]:
+    """The instrumentation this plugin provides, given the service's settings. All answers
+    are concatenated, in plugin registration order; answer ``[]`` when switched off."""
+    return []
+
+
 @hookspec
 def commerce_storage_backends() -> list[StorageBackend]:
     """The storage backends this plugin provides. All answers are concatenated.

@@ -7,14 +7,19 @@ except under CI (``CI`` set) or ``COMMERCE_TEST_REQUIRE_POSTGRES=1``, where they
 ``COMMERCE_TEST_DATABASE_URLS`` (comma-separated) adds more URLs, for instance a real
 CockroachDB cluster; those always fail rather than skip when unreachable.
 
-Each SQL database is migrated once per session; every test then starts from emptied tables.
+Each run makes databases of its own on those servers (``<database>_run_<run id>``, the run
+id from ``COMMERCE_TEST_RUN_ID`` or made up), migrates them once, empties their tables before
+each test and drops them at exit, so any number of runs can share one server.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import re
+import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -53,24 +58,51 @@ def with_driver(url: str, drivername: str) -> str:
     return make_url(url).set(drivername=drivername).render_as_string(hide_password=False)
 
 
-def _per_worker(url: str) -> str:
-    """Under pytest-xdist each worker gets its own database, as tests empty the tables."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+RUN_ID = re.sub(
+    r"[^a-z0-9_]",
+    "_",
+    (os.environ.get("COMMERCE_TEST_RUN_ID") or f"{os.getpid()}_{secrets.token_hex(3)}").lower(),
+)[:24]
+"""Names this run's databases: any number of runs (clones, CI jobs, xdist workers) can share
+one server, since each migrates and empties only databases of its own."""
+
+
+def run_database_name(base: str | None, dialect: str = "") -> str:
+    """``<base>_<dialect>_run_<run id>``: one database per run and per SQL dialect."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    parts = (base or "commerce", dialect, "run", RUN_ID, worker)
+    return "_".join(part for part in parts if part)
+
+
+def _run_database(url: str) -> str:
+    """A database of this run's own on ``url``'s server, created now and dropped at exit."""
     parsed = make_url(url)
-    if not worker or parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() == "sqlite":
         return url
-    name = f"{parsed.database}_{worker}"
-    engine = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
+    name = run_database_name(parsed.database, parsed.get_backend_name())
+    admin = sa.create_engine(parsed, isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).first()
-            if exists is None:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     finally:
-        engine.dispose()
+        admin.dispose()
+    # Registered before the run's engines are, so it runs after they are disposed (LIFO).
+    atexit.register(drop_database, url, name)
     return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop ``name`` on ``url``'s server, closing whatever connections a test left open."""
+    admin = sa.create_engine(make_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            version = str(conn.exec_driver_sql("SELECT version()").scalar())
+            force = " CASCADE" if "CockroachDB" in version else " WITH (FORCE)"
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"{force}')
+    except sa.exc.SQLAlchemyError as error:
+        print(f"warning: could not drop test database {name}: {error}", file=sys.stderr)
+    finally:
+        admin.dispose()
 
 
 @dataclass
@@ -94,7 +126,7 @@ class SqlDatabase:
             self._give_up(self._failure)
         if self._engine is None:
             try:
-                url = _per_worker(self.url)
+                url = _run_database(self.url)
                 AlembicSchemaManager(url).upgrade()
                 self._engine = create_engine(url, SqlOptions())
                 atexit.register(self._engine.dispose)

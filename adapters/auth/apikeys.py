@@ -3,13 +3,16 @@
 A token that does not start with ``cm_`` is not this authenticator's: it answers ``None``
 and the next one may try. A token that does, but is malformed, unknown, revoked or carries
 the wrong secret, is refused with one and the same message, so that an answer never tells
-whether a prefix exists.
+whether a prefix exists; nor does the time it takes: a well-formed key that is not exactly
+one verified recently costs one storage lookup and one digest comparison, whether its
+prefix exists or not.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,11 +48,15 @@ CACHE_LIMIT = 10_000
 _NO_SUCH_HASH = hash_secret("no key has this prefix")
 
 
+def digests_match(given: str, stored: str) -> bool:
+    """The one comparison of a key's digest with a stored one, in constant time."""
+    return hmac.compare_digest(given, stored)
+
+
 @dataclass(frozen=True, slots=True)
 class _Verified:
     principal: Principal
     key_id: int
-    secret_hash: str
     until: float
 
 
@@ -76,7 +83,7 @@ class ApiKeyAuthenticator:
         self._monotonic = monotonic
         self._now = now
         self._lock = threading.Lock()
-        self._cache: dict[str, _Verified] = {}
+        self._cache: dict[tuple[str, str], _Verified] = {}
         self._touched: dict[int, float] = {}
 
     def authenticate(self, token: str | None) -> Principal | None:
@@ -87,19 +94,23 @@ class ApiKeyAuthenticator:
             raise Unauthorized(REFUSED)
         prefix, secret = parsed
         digest = hash_secret(secret)
-        verified = self._cached(prefix)
+        verified = self._cached(prefix, digest)
         if verified is None:
             verified = self._verify(prefix, digest)
-        elif not hmac.compare_digest(digest, verified.secret_hash):
-            raise Unauthorized(REFUSED)
         self._touch(verified.key_id)
         return verified.principal
 
-    def _cached(self, prefix: str) -> _Verified | None:
+    def _cached(self, prefix: str, digest: str) -> _Verified | None:
+        """The key verified recently with exactly this prefix and secret, if any.
+
+        The cache is found by prefix and digest together: a wrong secret on a cached key's
+        prefix misses it as an unknown prefix does, and both go to storage, so a quick
+        answer cannot tell that a prefix is in use.
+        """
         with self._lock:
-            verified = self._cache.get(prefix)
+            verified = self._cache.get((prefix, digest))
             if verified is not None and verified.until <= self._monotonic():
-                del self._cache[prefix]
+                del self._cache[(prefix, digest)]
                 return None
             return verified
 
@@ -107,21 +118,20 @@ class ApiKeyAuthenticator:
         found = self._api_keys.find_api_key(prefix)
         stored = _NO_SUCH_HASH if found is None else found[1]
         # Compare first, decide after: every refusal takes the same path.
-        matches = hmac.compare_digest(digest, stored)
+        matches = digests_match(digest, stored)
         if found is None or not matches or found[0].revoked:
             raise Unauthorized(REFUSED)
         key = found[0]
         verified = _Verified(
             principal=Principal(tenant=key.tenant, subject=f"key:{key.prefix}", role=key.role),
             key_id=key.id,
-            secret_hash=stored,
             until=self._monotonic() + self._cache_seconds,
         )
         if self._cache_seconds > 0:
             with self._lock:
                 if len(self._cache) >= CACHE_LIMIT:
                     self._cache.clear()
-                self._cache[prefix] = verified
+                self._cache[(prefix, digest)] = verified
         return verified
 
     def _touch(self, key_id: int) -> None:
@@ -150,8 +160,10 @@ def _seconds(settings: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not value >= 0:  # also refuses NaN
-        raise Misconfigured(f"COMMERCE_{name.upper()} must be a number of seconds, 0 or more")
+    if not 0 <= value < math.inf:  # also refuses NaN
+        raise Misconfigured(
+            f"COMMERCE_{name.upper()} must be a number of seconds, 0 or more, not {raw[:40]!r}"
+        )
     return value
 
 

@@ -41,6 +41,9 @@ _JWK_EC_DEFAULTS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 # Three base64url parts; the last may be empty (an unsigned token is still a JWT, and refused).
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
+MIN_SECRET_BYTES = 32
+"""An HMAC secret shorter than the hash's 256 bits can be guessed offline from one token."""
+
 REFUSED = "the bearer token was not accepted"
 """The one message for every refused JWT: which check failed would help only an attacker."""
 
@@ -228,6 +231,12 @@ class JwtAuthenticator:
                 "COMMERCE_AUTH names jwt: set exactly one of COMMERCE_JWT_SECRET, "
                 "COMMERCE_JWT_PUBLIC_KEY_FILE or COMMERCE_JWT_JWKS_FILE"
                 + (f" (not both {which})" if which else "")
+            )
+        if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+            # The length, never the secret: it must not reach a log or a terminal.
+            raise Misconfigured(
+                f"COMMERCE_JWT_SECRET is {len(secret.encode())} bytes; it must be at least "
+                f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 48`)"
             )
         configured = _algorithms(settings.get("jwt_algorithms"))
         keys: dict[str | None, _Key]

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from importlib import metadata
 from types import ModuleType
+from typing import NoReturn
 
 from commerce.core.errors import CommerceError
 from commerce.entrypoints.cli.context import CliContext
@@ -22,11 +24,30 @@ def _command_modules() -> list[ModuleType]:
     return [serve, db, seed, tenants, keys, info]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose every refusal is one line: what is wrong, and where the help is.
+
+    argparse would print the usage first, several lines for a verb with many options, which
+    buries the one line that says what to change.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("commerce")
+    except metadata.PackageNotFoundError:  # pragma: no cover -- run from a bare checkout
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="commerce",
         description="Inventory service for retail store chains.",
     )
+    parser.add_argument("--version", action="version", version=f"commerce {_version()}")
     parser.add_argument(
         "--database",
         metavar="URL",
@@ -36,7 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for module in _command_modules():
         module.register(subparsers)
+    _accept_global_options_after_the_verb(parser)
     return parser
+
+
+def _accept_global_options_after_the_verb(parser: argparse.ArgumentParser) -> None:
+    """``commerce serve --database URL`` means ``commerce --database URL serve``.
+
+    Every verb (and every verb of a verb) takes ``--database`` too; left out, it sets
+    nothing, so the one given before the verb, or none, stands.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument(
+                    "--database",
+                    metavar="URL",
+                    default=argparse.SUPPRESS,
+                    help="storage URL, as `commerce --database URL` gives it",
+                )
+                _accept_global_options_after_the_verb(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

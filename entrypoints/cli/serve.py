@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +21,15 @@ from waitress.server import BaseWSGIServer, create_server
 
 from commerce.core.errors import Misconfigured
 from commerce.core.events import LogEvent
+from commerce.entrypoints.cli.connections import (
+    CLEANUP_SECONDS,
+    ProblemChannel,
+    ReadDeadlines,
+    descriptors_for,
+    waitress_options,
+)
 from commerce.entrypoints.cli.context import CliContext
+from commerce.entrypoints.config import Settings
 from commerce.entrypoints.demo import banner, start_demo
 from commerce.entrypoints.logs import check_level, configure_logging, event_fields, flush_logs
 from commerce.plugins.registry import scheme_of
@@ -40,7 +50,12 @@ def register(subparsers: Any) -> None:
             "connections, let requests in progress finish, and exit 0."
         ),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    parser.add_argument(
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="address to listen on: an IP address or a host name (%(default)s)",
+    )
     parser.add_argument(
         "--port", type=_port, default=8000, help="port to listen on; 0 picks a free one (8000)"
     )
@@ -58,13 +73,36 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _host(raw: str) -> str:
+    """An address to listen on: an IP address, or a name this machine resolves."""
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        pass
+    else:
+        return raw
+    if raw and not raw.replace(".", "").isdigit():
+        try:
+            socket.getaddrinfo(raw, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (OSError, UnicodeError):
+            pass
+        else:
+            return raw
+    raise argparse.ArgumentTypeError(
+        f"not an address to listen on: {raw[:80]!r} (an IPv4 address such as 127.0.0.1 or "
+        "0.0.0.0, an IPv6 address such as ::1, or a host name this machine resolves)"
+    )
+
+
 def _port(raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
+        value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r} (0 to 65535)")
+        raise argparse.ArgumentTypeError(
+            f"not a port number: {raw[:40]!r} (a whole number from 0 to 65535; 0 picks a free one)"
+        )
     return value
 
 
@@ -72,9 +110,11 @@ def _positive(raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {raw!r}") from None
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive integer: {raw!r}")
+        raise argparse.ArgumentTypeError(
+            f"not a positive integer: {raw[:40]!r} (a whole number of 1 or more)"
+        )
     return value
 
 
@@ -89,9 +129,9 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     ctx.configure(settings)
 
     # Every step that can fail on a bad configuration (a URL no plugin takes, a database that
-    # cannot be reached, an unknown authenticator) runs before the JSON logs are switched on,
-    # so that such a failure is the one line ``main`` prints, not buried in library chatter.
-    # What the runtime logs meanwhile is held, and written once the JSON logs are on.
+    # cannot be reached, an unknown authenticator, a port in use) runs before the JSON logs
+    # are switched on, so that such a failure is the one line ``main`` prints, not buried in
+    # library chatter. What is logged meanwhile is held, and written once the JSON logs are on.
     with held_logs() as held:
         runtime = ctx.runtime
         if args.demo:
@@ -100,28 +140,42 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
                 manager.upgrade()
         storage = runtime.storage
         storage.check()
-        authenticators = runtime.authenticators
-        rate_limiter = runtime.rate_limiter
+
+        # Imported here so that the verbs that do not serve never pay for the HTTP layer.
+        from commerce.entrypoints.http.app import create_app
+
+        app = create_app(
+            storage,
+            runtime.authenticators,
+            max_body_bytes=settings.max_body_bytes,
+            idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+            rate_limiter=runtime.rate_limiter,
+            # A share of the threads per tenant, so that one tenant cannot hold them all.
+            tenant_concurrency=settings.tenant_concurrency_for(args.threads),
+        )
+        settings = _within_descriptors(settings)
+        scheme = scheme_of(settings.database_url)
+        log.info(
+            "starting",
+            extra=event_fields(
+                LogEvent.SERVICE_STARTING,
+                threads=args.threads,
+                scheme=scheme,
+                connection_limit=settings.connection_limit,
+            ),
+        )
+        # The port is bound before the demo makes its key: a port in use stops the start
+        # with one line and leaves no admin key behind that nobody saw.
+        server = GracefulServer(
+            app, host=args.host, port=args.port, threads=args.threads, settings=settings
+        )
     configure_logging(settings.log_level)
     replay(held)
-    scheme = scheme_of(settings.database_url)
-    demo = start_demo(runtime, with_key="apikeys" in settings.auth) if args.demo else None
-
-    # Imported here so that the verbs that do not serve never pay for the HTTP layer.
-    from commerce.entrypoints.http.app import create_app
-
-    app = create_app(
-        storage,
-        authenticators,
-        max_body_bytes=settings.max_body_bytes,
-        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
-        rate_limiter=rate_limiter,
-    )
-    log.info(
-        "starting",
-        extra=event_fields(LogEvent.SERVICE_STARTING, threads=args.threads, scheme=scheme),
-    )
-    server = GracefulServer(app, host=args.host, port=args.port, threads=args.threads)
+    try:
+        demo = start_demo(runtime, with_key="apikeys" in settings.auth) if args.demo else None
+    except BaseException:
+        server.close()
+        raise
     urls = [_url(host, port) for host, port in server.listening]
     for url in urls:
         log.info("listening on %s", url, extra=event_fields(LogEvent.SERVICE_LISTENING, url=url))
@@ -144,6 +198,21 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     )
     flush_logs()
     return 0
+
+
+def _within_descriptors(settings: Settings) -> Settings:
+    """``settings`` with a connection limit the process's file descriptor limit allows."""
+    allowed = descriptors_for(settings.connection_limit)
+    if allowed >= settings.connection_limit:
+        return settings
+    log.warning(
+        "the file descriptor limit allows %d connections, not COMMERCE_CONNECTION_LIMIT=%d; "
+        "raise `ulimit -n`",
+        allowed,
+        settings.connection_limit,
+        extra=event_fields(LogEvent.SERVICE_STARTING, connection_limit=allowed),
+    )
+    return dataclasses.replace(settings, connection_limit=allowed)
 
 
 class _Held(logging.Handler):
@@ -193,20 +262,45 @@ class GracefulServer:
     or ``DRAIN_SECONDS``, cuts the wait short.
     """
 
-    def __init__(self, app: Any, *, host: str, port: int, threads: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        threads: int,
+        settings: Settings | None = None,
+    ) -> None:
+        settings = Settings() if settings is None else settings
         self._map: dict[int, Any] = {}
         try:
             server = create_server(
-                app, map=self._map, host=host, port=port, threads=threads, ident="commerce"
+                app,
+                map=self._map,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="commerce",
+                **waitress_options(settings),
             )
         except OSError as exc:
             raise Misconfigured(
                 f"cannot listen on {host} port {port}: {exc.strerror or exc}; "
                 "choose another --host or --port"
             ) from None
+        except ValueError as exc:  # waitress: a host it cannot resolve
+            raise Misconfigured(
+                f"cannot listen on {host} port {port}: {exc}; choose another --host"
+            ) from None
         self._adj = server.adj
         self._dispatcher = server.task_dispatcher
         self._listeners = [d for d in self._map.values() if isinstance(d, BaseWSGIServer)]
+        for listener in self._listeners:
+            # waitress's own refusals (malformed framing, a body over the limit) become
+            # problem documents like every other error of the API.
+            listener.channel_class = ProblemChannel
+        self._deadlines = ReadDeadlines(settings.read_timeout)
+        self._next_sweep = 0.0
         self._stopping = False
         self._hurry = False
         self.signalled: int | None = None
@@ -253,12 +347,21 @@ class GracefulServer:
                 self._poll(float(self._adj.asyncore_loop_timeout))
             self._drain()
         finally:
-            self._dispatcher.shutdown(cancel_pending=True, timeout=5)
-            wasyncore.close_all(self._map)
+            self.close()
+
+    def close(self) -> None:
+        """Stop the worker threads and close every socket; what a stop ends with."""
+        self._dispatcher.shutdown(cancel_pending=True, timeout=5)
+        wasyncore.close_all(self._map)
 
     def _poll(self, timeout: float) -> None:
         use_poll = self._adj.asyncore_use_poll
         wasyncore.loop(timeout=timeout, map=self._map, use_poll=use_poll, count=1)
+        now = time.time()
+        if now >= self._next_sweep:
+            # Between two turns of the loop, so no connection is read while it is looked at.
+            self._next_sweep = now + CLEANUP_SECONDS
+            self._deadlines.sweep(self._map, now)
 
     def _drain(self) -> None:
         for listener in self._listeners:

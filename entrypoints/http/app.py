@@ -16,13 +16,19 @@ from commerce.core.ports import Authenticator, Storage
 from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http import problems
+from commerce.entrypoints.http.concurrency import TenantConcurrency
 from commerce.entrypoints.http.context import AppContext
 from commerce.entrypoints.http.idempotency import Idempotency
 from commerce.entrypoints.http.media import JSON_HANDLER, encode
 from commerce.entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
 from commerce.entrypoints.http.openapi import openapi_document
 from commerce.entrypoints.http.ratelimit import RateLimit, TokenBuckets
-from commerce.entrypoints.http.routes import ROUTES, required_roles, write_operations
+from commerce.entrypoints.http.routes import (
+    ROUTES,
+    answers_head,
+    required_roles,
+    write_operations,
+)
 
 
 def create_app(
@@ -33,12 +39,15 @@ def create_app(
     idempotency_ttl: timedelta = timedelta(hours=24),
     clock: Callable[[], datetime] | None = None,
     rate_limiter: TokenBuckets | None = None,
+    tenant_concurrency: int | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over ``storage``; a request is let in by the first authenticator that knows it.
 
     ``idempotency_ttl`` is how long ``Idempotency-Key`` responses are kept (24 hours at
     least); ``clock`` tells the time their age is measured by (for tests). ``rate_limiter``,
-    if given, limits each tenant's requests (``None``: no limit).
+    if given, limits each tenant's requests (``None``: no limit). ``tenant_concurrency``, if
+    given, is how many requests one tenant may have in progress at once (``None``: no cap;
+    ``Settings.tenant_concurrency_for(threads)`` gives the configured one).
     """
     # The idempotency layer is given its own port and nothing else of storage.
     idempotency = Idempotency(
@@ -56,6 +65,10 @@ def create_app(
     if rate_limiter is not None:
         # After authentication: the buckets are the callers' tenants'.
         middleware.append(RateLimit(rate_limiter))
+    if tenant_concurrency is not None:
+        # After authentication (a slot is the caller's tenant's) and before idempotency, so
+        # that a replay, too, is counted, and its record is written while the slot is held.
+        middleware.append(TenantConcurrency(tenant_concurrency))
     # After authentication: a key belongs to the caller's tenant.
     middleware.append(idempotency)
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(middleware=middleware)
@@ -71,19 +84,27 @@ def create_app(
     for route in ROUTES:
         resource = built.get(route.resource)
         if resource is None:
-            resource = built[route.resource] = route.resource(ctx)
+            resource = built[route.resource] = answers_head(route.resource(ctx))
         app.add_route(route.template, resource)
     return app
 
 
+WAITRESS_THREADS = 4
+"""waitress's default thread count: what ``get_app`` shares out among tenants unless told."""
+
+
 def get_app(
-    settings: Settings | None = None, pm: pluggy.PluginManager | None = None
+    settings: Settings | None = None,
+    pm: pluggy.PluginManager | None = None,
+    *,
+    threads: int = WAITRESS_THREADS,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The app as configured: settings from the environment, adapters from the plugins.
 
     ``bootstrap`` builds them, as it does for ``commerce serve`` and the CLI: it opens the
     storage, makes the authenticators (refusing ``none`` where it is not allowed) and the
-    rate limiter, and logs what it did.
+    rate limiter, and logs what it did. ``threads`` is how many the server that runs the app
+    has: each tenant's cap on requests in progress is a share of them.
     """
     runtime = bootstrap(settings, pm)
     return create_app(
@@ -92,4 +113,5 @@ def get_app(
         max_body_bytes=runtime.settings.max_body_bytes,
         idempotency_ttl=timedelta(hours=runtime.settings.idempotency_ttl_hours),
         rate_limiter=runtime.rate_limiter,
+        tenant_concurrency=runtime.settings.tenant_concurrency_for(threads),
     )

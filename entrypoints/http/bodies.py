@@ -7,7 +7,9 @@ then run the core's own checks, which are the ones that count.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final, TypeVar
 
@@ -44,14 +46,33 @@ REQUIRED_TEXT_PATTERN: Final = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACES}][^{_CONTR
 COST_PATTERN: Final = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$"
 """A decimal string, not negative, at most two places and at most ``validation.MAX_COST``."""
 
-_PATTERN_DETAILS: Final = {
-    TEXT_PATTERN: "must not contain control characters",
-    REQUIRED_TEXT_PATTERN: "must not be empty or blank, nor contain control characters",
-    validation.PHONE_PATTERN: "may hold digits, spaces and + ( ) . / -",
-    validation.COUNTRY_PATTERN: "must be an ISO 3166-1 alpha-2 code such as FR, or empty",
-    validation.SKU_PATTERN: "may hold letters, digits and . _ / - (not first)",
+
+def _text(field: str, value: str) -> object:
+    return validation.text(field, value, max_length=len(value))
+
+
+def _required_text(field: str, value: str) -> object:
+    return validation.text(field, value, max_length=len(value), required=True)
+
+
+PATTERN_RULES: Final[dict[str, tuple[Callable[[str, str], object], str]]] = {
+    TEXT_PATTERN: (_text, "must not contain control characters"),
+    REQUIRED_TEXT_PATTERN: (_required_text, "must not be empty nor contain control characters"),
+    validation.PHONE_PATTERN: (validation.phone, "may hold digits, spaces and + ( ) . / -"),
+    validation.COUNTRY_PATTERN: (
+        validation.country,
+        "must be an ISO 3166-1 alpha-2 code such as FR",
+    ),
+    validation.SKU_PATTERN: (validation.sku, "may hold letters, digits and . _ / - (not first)"),
 }
-"""Why a value failed a pattern, in words: a regex is a poor error message."""
+"""Pattern -> (the core's check of the same rule, its words when the value cannot be read).
+
+A regex is a poor error message: a value that fails a pattern is handed to the core's own
+check, so the 400 says what the core would (``name: must not contain control characters``).
+Every pattern of a request body is here; ``COST_PATTERN`` has its own wording (``_cost_detail``).
+"""
+_PATTERN_SHOWN: Final = {repr(pattern): pattern for pattern in PATTERN_RULES}
+"""msgspec quotes the pattern in its message as ``repr`` spells it, backslashes doubled."""
 
 _COST_FORMAT = 'must be a decimal string such as "12.50"'
 
@@ -332,6 +353,9 @@ def decode(req: falcon.Request, body_type: type[B], max_bytes: int) -> B:
         body = _with_integral_floats(raw, body_type, exc)
     except msgspec.DecodeError as exc:
         raise InvalidInput("body", f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
+    refuse_duplicate_keys(raw)
     if isinstance(body, PATCH_BODIES) and all(
         getattr(body, name) is UNSET for name in body.__struct_fields__
     ):
@@ -364,9 +388,104 @@ def _with_integral_floats(raw: bytes, body_type: type[B], error: msgspec.Validat
     if "got `float`" not in str(error):
         raise _invalid(str(error), raw) from None
     try:
-        return msgspec.convert(_integral(msgspec.json.decode(raw)), body_type)
+        return msgspec.convert(_integral(_untyped(raw)), body_type)
     except msgspec.ValidationError as exc:
         raise _invalid(str(exc), raw) from None
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput("body", "is nested too deeply to be a body of this API")
+
+
+def _untyped(raw: bytes) -> Any:
+    """The body as plain JSON values. Decoding into a body type stops at the first value of
+    the wrong shape; this reads everything, so a body nested thousands deep (which fits in
+    the size limit) would exhaust the stack: that is a 400, not a 500."""
+    try:
+        return msgspec.json.decode(raw)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+# -- duplicate keys ------------------------------------------------------------------------------
+
+
+class _Members(dict[str, Any]):
+    """A JSON object read by ``json``, remembering the first key it was given twice."""
+
+    duplicate: str | None = None
+
+
+def _members(pairs: list[tuple[str, Any]]) -> _Members:
+    members = _Members(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                members.duplicate = key
+                break
+            seen.add(key)
+    return members
+
+
+def _pair_count(value: Any) -> int:
+    """How many members the objects of ``value`` hold, nested ones included."""
+    children: Iterable[Any]
+    if isinstance(value, dict):
+        count = len(value)
+        children = value.values()
+    elif isinstance(value, list):
+        count = 0
+        children = value
+    else:
+        return 0
+    # Recursing only into containers: a batch's thousands of scalars cost no call each.
+    for child in children:
+        if isinstance(child, (dict, list)):
+            count += _pair_count(child)
+    return count
+
+
+def _first_duplicate(value: Any, path: str) -> str | None:
+    """The path of the first key given twice (``adjustments[1].delta``); ``None`` if none."""
+    if isinstance(value, _Members):
+        if value.duplicate is not None:
+            return _join(path, value.duplicate)
+        for name, member in value.items():
+            found = _first_duplicate(member, _join(path, name))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for n, element in enumerate(value):
+            found = _first_duplicate(element, f"{path}[{n}]")
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_duplicate_keys(raw: bytes) -> None:
+    """A 400 naming the key when an object of the body gives one key twice.
+
+    msgspec, like most JSON readers, keeps the last value, so ``{"quantity": 5, "quantity":
+    0}`` would be read as a count of 0 by us and maybe as 5 by a proxy that checked it. The
+    cheap test: in JSON a ``:`` outside strings follows a key, so when the body holds as many
+    ``:`` as its objects hold members, no key was repeated (and no string holds a ``:``).
+    Only when they differ is the body read again, by ``json`` with a hook that sees every
+    pair, to tell which. Called once the body has decoded into its type, so it is shallow.
+    """
+    colons = raw.count(b":")
+    if colons == 0 or _pair_count(_untyped(raw)) == colons:
+        return
+    try:
+        tree = json.loads(raw, object_pairs_hook=_members)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError as exc:
+        # Not reached: json reads all that msgspec read (it is the laxer of the two).
+        raise InvalidInput("body", f"is not valid JSON: {exc}") from None
+    found = _first_duplicate(tree, "")
+    if found is not None:
+        raise InvalidInput(found, "is given more than once; each key may appear once in an object")
 
 
 # -- msgspec's errors, told as the field they are about ----------------------------------------
@@ -374,7 +493,7 @@ def _with_integral_floats(raw: bytes, body_type: type[B], error: msgspec.Validat
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$")
-_REGEX = re.compile(r"^Expected `str` matching regex '(?P<pattern>.*)'$", re.DOTALL)
+_REGEX = re.compile(r"^Expected `str` matching regex (?P<pattern>.*)$", re.DOTALL)
 
 
 def _join(path: str, name: str) -> str:
@@ -383,7 +502,7 @@ def _join(path: str, name: str) -> str:
 
 def _value_at(raw: bytes, path: str) -> Any:
     """The JSON value at a msgspec path such as ``.adjustments[2].delta``; ``None`` if absent."""
-    value: Any = msgspec.json.decode(raw)
+    value: Any = _untyped(raw)
     for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
         try:
             value = value[name] if name else value[int(index)]
@@ -421,7 +540,7 @@ def _invalid(error: str, raw: bytes) -> InvalidInput:
     if message.endswith("got `null`"):
         return InvalidInput(field, "must not be null; leave the field out to keep its value")
     if regex := _REGEX.match(message):
-        return InvalidInput(field, _PATTERN_DETAILS.get(regex["pattern"], message))
+        return InvalidInput(field, _pattern_detail(raw, path, regex["pattern"]))
     if message.startswith("Invalid enum value"):
         values = ", ".join(r.value for r in Reason)
         return InvalidInput(field, f"must be one of: {values}")
@@ -439,6 +558,23 @@ _TYPE_NAMES: Final = {
 }
 _WRONG_TYPE = re.compile(r"^Expected `(?P<want>\w+)`(?: \| `null`)?, got `(?P<got>\w+)`$")
 _BOUND = re.compile(r"^Expected `(?P<type>\w+)`(?: of length)? (?P<op>[<>]=) (?P<n>-?\d+)$")
+
+
+def _pattern_detail(raw: bytes, path: str, shown: str) -> str:
+    """Why a value failed its pattern, in the core's words (see ``PATTERN_RULES``)."""
+    pattern = _PATTERN_SHOWN.get(shown)
+    if pattern is None:
+        # Not reached while PATTERN_RULES lists every pattern (a test checks it); even so, a
+        # regex is never sent as a message.
+        return "is not in the form this field takes (see its pattern in /openapi.json)"
+    check, words = PATTERN_RULES[pattern]
+    value = _value_at(raw, "." + path if path else "")
+    if isinstance(value, str):
+        try:
+            check(path or "body", value)
+        except InvalidInput as exc:
+            return exc.detail.removeprefix(f"{path or 'body'}: ")
+    return words
 
 
 def _in_words(message: str) -> str:

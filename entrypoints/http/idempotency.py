@@ -4,9 +4,15 @@ Keys live in storage (the ``IdempotencyRecords`` port, the only one this layer i
 scoped to the caller's tenant, so a retry that lands on another replica finds them. The first
 request with a key claims it, runs, and keeps its response; a retry of the same request (same
 method, path, query and body) gets that response back with ``Idempotent-Replayed: true``; the
-same key on a different request is a 422; a retry while the first still runs is a 409 with
-``Retry-After``. A response of 500 or more is not kept: the key is released, so the retry
-runs again.
+same key on a different request is a 422.
+
+Exactly once: the claim, the request's writes and the response kept for replay are one
+transaction (``IdempotencyRecords.begin_transaction``), opened before the claim and committed
+once the response is rendered and kept. A response of 500 or more, or a failure to keep the
+response or to commit, rolls all of it back, the write included: the client gets that error
+(a 503 with ``Retry-After`` when keeping failed), and its retry runs afresh. A retry sent
+while the first request runs waits for it and gets its response; a 409 with ``Retry-After``
+is left for keys another process holds outside such a transaction.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 import falcon
 
 from commerce.core.auth import Principal
-from commerce.core.errors import Conflict, InvalidInput
+from commerce.core.errors import Conflict, InvalidInput, StorageUnavailable
 from commerce.core.events import LogEvent
 from commerce.core.models import StoredResponse
-from commerce.core.ports import IdempotencyRecords
+from commerce.core.ports import IdempotencyRecords, Transaction
 from commerce.entrypoints.http.bodies import read_body
 
 log = logging.getLogger("commerce.http")
@@ -107,11 +113,19 @@ class Idempotency:
             raise InvalidInput(HEADER, "must be 1 to 255 visible ASCII characters")
         principal: Principal = req.context.principal
         body = read_body(req, self._max_body_bytes)
+        # Before the transaction: the purge is not the request's to wait for or to undo.
         self._purge_now_and_then()
-        stored = self._claim(principal.tenant, key, fingerprint(req, body))
+        transaction = self._records.begin_transaction()
+        try:
+            stored = self._claim(principal.tenant, key, fingerprint(req, body))
+        except BaseException:
+            transaction.rollback()
+            raise
         if stored is None:
-            req.context.idempotency = (principal.tenant, key)
+            # Held until process_response, which Falcon calls whatever the responder does.
+            req.context.idempotency = (principal.tenant, key, transaction)
             return
+        transaction.rollback()  # a replay changes nothing
         resp.status = stored.status
         for name, value in stored.headers:
             resp.set_header(name, value)
@@ -124,15 +138,15 @@ class Idempotency:
     ) -> None:
         if req.method not in WRITE_METHODS:
             return
-        held: tuple[str, str] | None = getattr(req.context, "idempotency", None)
+        held: tuple[str, str, Transaction] | None = getattr(req.context, "idempotency", None)
         if held is None:
             return
-        tenant, key = held
+        req.context.idempotency = None
+        tenant, key, transaction = held
         status = resp.status_code
         try:
             if status >= 500:
-                # Nothing was applied (or we cannot tell): let a retry run again.
-                self._records.release_idempotency_key(tenant, key)
+                # The claim and whatever the request wrote go together: a retry runs again.
                 return
             headers = tuple(
                 (name, value)
@@ -143,19 +157,32 @@ class Idempotency:
             self._records.complete_idempotency_key(
                 tenant, key, StoredResponse(status=status, headers=headers, body=body)
             )
+            transaction.commit()
+        except StorageUnavailable:
+            # Rolled back below, the write with the record (or, if the connection was lost in
+            # the commit, perhaps both committed): either way the retry is safe, as it replays
+            # or runs afresh. The response rendered above must not reach the client; the 503
+            # that replaces it is logged by the error handler.
+            _discard(resp)
+            raise
         except Exception as exc:
-            # The response stands: the client must learn what happened to its request. Until
-            # the claim goes stale, a retry gets a 409; after that it runs again.
-            log.warning(
-                "could not keep the response of idempotency key: %s",
-                exc,
+            log.error(
+                "could not keep the response of an idempotency key",
+                exc_info=exc,
                 extra={
-                    "event": LogEvent.STORAGE_UNAVAILABLE,
+                    "event": LogEvent.REQUEST_FAILED,
                     "request_id": getattr(req.context, "request_id", None),
                     "method": req.method,
                     "path": req.path,
                 },
             )
+            _discard(resp)
+            raise StorageUnavailable(
+                "the request's outcome could not be kept for its Idempotency-Key, so it was "
+                "undone; send it again with the same key"
+            ) from exc
+        finally:
+            transaction.rollback()  # nothing left to undo once committed
 
     def _claim(self, tenant: str, key: str, print_: str) -> StoredResponse | None:
         try:
@@ -179,3 +206,12 @@ class Idempotency:
             )
         finally:
             self._purge_lock.release()
+
+
+def _discard(resp: falcon.Response) -> None:
+    """Forget the response the responder made, before an error handler makes another."""
+    resp.text = None
+    resp.data = None
+    resp.media = None
+    for name in KEPT_HEADERS:
+        resp.delete_header(name)

@@ -28,6 +28,15 @@ TIMESTAMP_PATTERN = (
 """RFC 3339 ``date-time`` without leap seconds, which Python's datetime cannot hold."""
 _TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The moments a timestamp parameter may name, in UTC: those Python's datetime holds, which
+every backend stores and compares (PostgreSQL's ``timestamptz`` spans 4713 BC to 294276 AD;
+SQLite keeps the text ``YYYY-MM-DD HH:MM:SS.ffffff``, which sorts right for years 1 to 9999).
+A local time inside the years 1 to 9999 whose UTC value falls outside them
+(``9999-12-31T23:59:59-23:59``) is refused rather than overflowing."""
+_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
 
 def parse_id(field: str, raw: str) -> int:
     """A positive 64-bit integer id, or ``InvalidInput`` naming ``field``."""
@@ -49,7 +58,11 @@ def parse_timestamp(field: str, raw: str) -> datetime:
         ) from None
     if value.tzinfo is None or "T" not in raw.upper():
         raise InvalidInput(field, "must be an RFC 3339 timestamp with an offset, e.g. ...Z")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # A local time of the years 1 to 9999 whose UTC value is not: 9999-12-31T23:59:59-23:59.
+        raise InvalidInput(field, f"must be a moment from {_RANGE} (in UTC)") from None
 
 
 def parse_item_ids(raw: str) -> list[int]:

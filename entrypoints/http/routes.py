@@ -406,5 +406,28 @@ def write_operations() -> set[tuple[str, str]]:
 
 
 def required_roles() -> dict[tuple[str, str], Role | None]:
-    """(URI template, method) -> the role it needs, for the authentication middleware."""
-    return {(route.template, op.method): op.role for route, op in operations()}
+    """(URI template, method) -> the role it needs, for the authentication middleware.
+
+    HEAD needs what GET needs: it is the same operation without the body (``answers_head``).
+    """
+    roles = {(route.template, op.method): op.role for route, op in operations()}
+    for (template, method), role in list(roles.items()):
+        if method == "GET":
+            roles.setdefault((template, "HEAD"), role)
+    return roles
+
+
+def answers_head(resource: object) -> object:
+    """``resource``, answering HEAD with its GET responder wherever it has one (RFC 9110 9.3.2).
+
+    Falcon drops the body of a response to HEAD and keeps its ``Content-Length``, so the GET
+    responder gives HEAD the same status and headers (``ETag``, ``Link``, a 304 or a 404)
+    without a second implementation to keep in step. The OpenAPI document lists GET only:
+    HEAD is implied by it, as RFC 9110 requires.
+    """
+    get = getattr(resource, "on_get", None)
+    if get is not None and getattr(resource, "on_head", None) is None:
+        # Falcon finds responders by attribute when the route is added: an instance
+        # attribute is enough, and no resource class has to spell out an alias.
+        setattr(resource, "on_head", get)  # noqa: B010
+    return resource

@@ -81,10 +81,13 @@ def test_a_port_already_in_use_is_an_error_without_a_traceback(
     ],
     ids=["unknown verb", "no verb", "port not a number", "port too large", "no threads"],
 )
-def test_bad_arguments_exit_with_status_2(
+def test_bad_arguments_exit_with_status_2_and_one_line_pointing_to_the_help(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
-    assert "usage: commerce" in capsys.readouterr().err
+    [line] = _stderr_lines(capsys)
+    assert line.startswith("commerce")
+    assert ": error: " in line
+    assert line.endswith("--help`)")

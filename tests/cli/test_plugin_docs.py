@@ -11,9 +11,11 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.cli import main
 from commerce.entrypoints.config import Settings
-from commerce.entrypoints.http.app import get_app
+from commerce.entrypoints.demo import start_demo
+from commerce.entrypoints.http.app import create_app
 from tests.cli.installed import Site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +80,10 @@ def test_the_static_tokens_open_the_scratch_storage_as_the_curl_lines_say(
             "COMMERCE_STATIC_TOKENS": "st_demo123=demo:reader",
         }
     )
-    client = falcon.testing.TestClient(get_app(settings))
+    runtime = bootstrap(settings)
+    # What `serve --demo` on the page does first: the demo tenant exists, with its data.
+    start_demo(runtime, with_key=False)
+    client = falcon.testing.TestClient(create_app(runtime.storage, runtime.authenticators))
     known = client.simulate_get("/chain", headers={"Authorization": "Bearer st_demo123"})
     assert known.status_code == 200
     unknown = client.simulate_get("/chain", headers={"Authorization": "Bearer st_nope"})

@@ -13,7 +13,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,17 +67,23 @@ class Server:
 
 @contextmanager
 def serving(
-    tmp_path: Path, *args: str, database: str = "memory://", auth: str | None = None
+    tmp_path: Path,
+    *args: str,
+    database: str = "memory://",
+    auth: str | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
     """Start ``serve --demo --port 0``, wait for the line that names its port, stop it after.
 
     ``auth`` is ``COMMERCE_AUTH``; unset by default, so the demo makes and prints a key.
+    ``settings`` are more environment variables for the server.
     """
     env = {**os.environ, "COMMERCE_DATABASE_URL": database}
     env.pop("COMMERCE_TENANT", None)
     env.pop("COMMERCE_AUTH", None)
     if auth is not None:
         env["COMMERCE_AUTH"] = auth
+    env.update(settings or {})
     stderr_path = tmp_path / "serve.stderr"
     with stderr_path.open("w", encoding="utf-8") as stderr:
         process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module

@@ -15,7 +15,13 @@ from decimal import Decimal
 
 import pytest
 
-from commerce.core.errors import Conflict, InsufficientStock, NotFound, StorageUnavailable
+from commerce.core.errors import (
+    Conflict,
+    InsufficientStock,
+    LevelTooHigh,
+    NotFound,
+    StorageUnavailable,
+)
 from commerce.core.models import (
     Adjustment,
     ChangeFilter,
@@ -26,6 +32,7 @@ from commerce.core.models import (
     Reason,
 )
 from commerce.core.ports import Catalogue, Inventory
+from commerce.core.validation import MAX_QUANTITY
 from tests.contract.base import NewTenant, PortFixtures
 from tests.contract.catalogue import items as _items
 
@@ -324,6 +331,28 @@ class InventoryContract(PortFixtures):
             actor="test",
         )
         assert [lv.quantity for lv in levels] == [3]
+
+    def test_a_batch_that_would_take_a_level_past_the_maximum_is_refused_and_changes_nothing(
+        self, catalogue: Catalogue, inventory: Inventory, new_tenant: NewTenant
+    ) -> None:
+        tenant = new_tenant()
+        shop = _shop(catalogue, tenant)
+        a, b = _items(catalogue, tenant, 2)
+        inventory.set_quantity(tenant, shop, a, MAX_QUANTITY - 1, actor="test")
+        before_levels = _quantities(inventory, tenant, shop)
+        before_ledger = _ledger(inventory, tenant, shop)
+        with pytest.raises(LevelTooHigh) as caught:
+            inventory.adjust(
+                tenant,
+                shop,
+                [Adjustment(b, 3, Reason.received), Adjustment(a, 2, Reason.received)],
+                actor="test",
+            )
+        assert caught.value.extra == {"item_id": a}
+        assert _quantities(inventory, tenant, shop) == before_levels
+        assert _ledger(inventory, tenant, shop) == before_ledger
+        levels = inventory.adjust(tenant, shop, [Adjustment(a, 1, Reason.received)], actor="t")
+        assert [lv.quantity for lv in levels] == [MAX_QUANTITY]
 
     def test_adjusting_an_unknown_or_foreign_item_is_not_found_and_changes_nothing(
         self, catalogue: Catalogue, inventory: Inventory, new_tenant: NewTenant

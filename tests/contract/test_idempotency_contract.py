@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contract.idempotency import IdempotencyContract
+from tests.contract.idempotency import IdempotencyContract, IdempotencyTransactionContract
 
 pytestmark = pytest.mark.contract
 
 
 class TestIdempotency(IdempotencyContract):
     """Each test runs once per backend: ``storage`` is parametrized over them."""
+
+
+class TestIdempotencyTransaction(IdempotencyTransactionContract):
+    """The request's transaction, once per backend."""

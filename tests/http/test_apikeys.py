@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 import falcon.testing
 import pytest
 
+from commerce.adapters.auth import apikeys
 from commerce.adapters.auth.apikeys import (
     DEFAULT_CACHE_SECONDS,
     DEFAULT_TOUCH_SECONDS,
@@ -23,9 +25,9 @@ from commerce.adapters.storage.sql import AlembicSchemaManager, SqlStorage, open
 from commerce.core import usecases
 from commerce.core.apikeys import ApiKey, NewApiKey, new_api_key, parse_api_key
 from commerce.core.auth import Principal, Role
-from commerce.core.errors import Misconfigured, StorageUnavailable
+from commerce.core.errors import Misconfigured, StorageUnavailable, Unauthorized
 from commerce.core.ports import ApiKeys, Storage
-from commerce.entrypoints.bootstrap import bootstrap
+from commerce.entrypoints.bootstrap import TenantChecked, bootstrap
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.app import create_app
 from commerce.plugins import get_plugin_manager
@@ -292,7 +294,9 @@ def test_a_failing_last_used_write_never_fails_the_request() -> None:
 def test_commerce_auth_apikeys_builds_the_key_authenticator_through_the_plugins() -> None:
     settings = Settings(database_url="memory://", auth=("apikeys",))
     [authenticator] = bootstrap(settings, get_plugin_manager()).authenticators
-    assert isinstance(authenticator, ApiKeyAuthenticator)
+    # Wrapped, as every authenticator but `none` is, by the check that its tenant exists.
+    assert isinstance(authenticator, TenantChecked)
+    assert isinstance(authenticator.inner, ApiKeyAuthenticator)
 
 
 def test_a_cache_lifetime_that_is_not_a_number_of_seconds_is_refused_at_start() -> None:
@@ -347,3 +351,67 @@ def test_neither_a_key_nor_its_secret_appears_in_the_logs_or_in_clear_in_the_dat
         assert token.encode() not in raw
         assert clear[1].encode() not in raw
     assert secret.encode() not in raw
+
+
+# -- an unknown prefix and a wrong secret take the same path ---------------------------------
+
+
+class CountingKeys:
+    """The ``ApiKeys`` port, counting the lookups by prefix."""
+
+    def __init__(self, inner: ApiKeys) -> None:
+        self._inner = inner
+        self.lookups = 0
+
+    def find_api_key(self, prefix: str) -> tuple[ApiKey, str] | None:
+        self.lookups += 1
+        return self._inner.find_api_key(prefix)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_an_unknown_prefix_and_a_wrong_secret_each_cost_one_lookup_and_one_comparison(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    storage = memory_storage()
+    usecases.create_tenant(storage.catalogue, ACME, "Acme")
+    made = _key(storage.api_keys, ACME, Role.reader)
+    keys = CountingKeys(storage.api_keys)
+    authenticator = ApiKeyAuthenticator(keys)  # type: ignore[arg-type]  # a counting stand-in
+    # The key is used, so it sits in the cache when the wrong secret comes.
+    assert authenticator.authenticate(made.token) is not None
+    compared: list[tuple[str, str]] = []
+
+    def counting(given: str, stored: str) -> bool:
+        compared.append((given, stored))
+        return hmac.compare_digest(given, stored)
+
+    monkeypatch.setattr(apikeys, "digests_match", counting)
+    parsed = parse_api_key(made.token)
+    assert parsed is not None
+    prefix, secret = parsed
+    other_secret = secret[:-1] + ("B" if secret[-1] != "B" else "C")
+    unknown_prefix = "zzzzzzzz" if prefix != "zzzzzzzz" else "yyyyyyyy"
+    for token, stored in (
+        (f"cm_{unknown_prefix}_{secret}", apikeys._NO_SUCH_HASH),
+        (f"cm_{prefix}_{other_secret}", hashlib.sha256(secret.encode()).hexdigest()),
+    ):
+        before = keys.lookups
+        compared.clear()
+        with pytest.raises(Unauthorized, match="the bearer token was not accepted"):
+            authenticator.authenticate(token)
+        # One lookup and one comparison each: the cached key's prefix is not answered faster.
+        assert keys.lookups == before + 1
+        assert [s for _, s in compared] == [stored]
+
+
+def test_the_right_key_still_comes_from_the_cache_without_a_lookup() -> None:
+    storage = memory_storage()
+    usecases.create_tenant(storage.catalogue, ACME, "Acme")
+    made = _key(storage.api_keys, ACME, Role.reader)
+    keys = CountingKeys(storage.api_keys)
+    authenticator = ApiKeyAuthenticator(keys)  # type: ignore[arg-type]  # a counting stand-in
+    authenticator.authenticate(made.token)
+    authenticator.authenticate(made.token)
+    assert keys.lookups == 1

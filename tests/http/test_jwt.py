@@ -20,9 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from commerce.adapters.auth.jwt import JwtAuthenticator
+from commerce.core import usecases
 from commerce.core.errors import Misconfigured
+from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.config import Settings
-from commerce.entrypoints.http.app import create_app, get_app
+from commerce.entrypoints.http.app import create_app
 from commerce.entrypoints.http.problems import MEDIA_PROBLEM, PROBLEM_BASE
 from commerce.plugins import get_plugin_manager
 from tests.http.conftest import ACME, GLOBEX, App, Seed
@@ -306,11 +308,14 @@ def test_jwt_is_named_in_commerce_auth_and_built_from_commerce_jwt_settings() ->
         "COMMERCE_JWT_ISSUER": ISSUER,
         "COMMERCE_JWT_AUDIENCE": AUDIENCE,
     }
-    app = get_app(Settings.from_env(env), pm=get_plugin_manager())
-    client = falcon.testing.TestClient(app)
+    runtime = bootstrap(Settings.from_env(env), get_plugin_manager())
+    client = falcon.testing.TestClient(create_app(runtime.storage, runtime.authenticators))
+    bearer = {"Authorization": f"Bearer {_hs256()}"}
     assert client.simulate_get("/chain").status_code == 401
-    result = client.simulate_get("/chain", headers={"Authorization": f"Bearer {_hs256()}"})
-    assert result.status_code == 200
+    # The token is good, but its tenant does not exist yet in this empty storage.
+    assert client.simulate_get("/chain", headers=bearer).status_code == 401
+    usecases.create_tenant(runtime.storage.catalogue, ACME)
+    assert client.simulate_get("/chain", headers=bearer).status_code == 200
 
 
 MISCONFIGURED: dict[str, tuple[dict[str, str], str]] = {

@@ -50,7 +50,10 @@ def test_every_route_the_app_serves_is_documented_and_nothing_else(app: App) -> 
         for method in route.methods
         if not method.internal
     }
-    assert served == set(_operations(openapi_document()))
+    documented = set(_operations(openapi_document()))
+    # HEAD is served wherever GET is and implied by it (RFC 9110), so the document lists GET.
+    implied = {(path, "HEAD") for path, method in documented if method == "GET"}
+    assert served == documented | implied
 
 
 def test_the_document_has_the_api_md_read_routes() -> None:

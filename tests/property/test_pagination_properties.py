@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -13,10 +14,18 @@ from hypothesis import strategies as st
 from commerce.core import usecases
 from commerce.core.errors import InvalidInput
 from commerce.core.models import NewChain, NewItem, NewStore
-from commerce.core.pagination import Page, PageRequest, decode_cursor, encode_cursor
+from commerce.core.pagination import (
+    MAX_KEY,
+    MAX_LIMIT,
+    Page,
+    PageRequest,
+    decode_cursor,
+    encode_cursor,
+)
 from commerce.core.ports import Storage
-from commerce.entrypoints.http.params import parse_item_ids
+from commerce.entrypoints.http.params import EARLIEST, LATEST, parse_item_ids, parse_timestamp
 from tests.contract.base import unique_tenant
+from tests.property.hostile import INTEGERS, KINDS, limits, timestamps
 
 pytestmark = pytest.mark.property
 
@@ -125,6 +134,87 @@ def test_any_string_as_a_cursor_is_either_a_key_or_a_400_naming_the_cursor(garba
         assert encode_cursor("chains", outcome) == garbage
     else:
         assert outcome == "cursor"
+
+
+@given(
+    issued_for=st.sampled_from(KINDS) | st.text(max_size=12),
+    asked_by=st.sampled_from(KINDS),
+    key=INTEGERS.filter(lambda k: k >= 0),
+)
+def test_a_forged_cursor_is_its_key_only_for_its_own_list_and_a_key_storage_holds(
+    issued_for: str, asked_by: str, key: int
+) -> None:
+    """Any kind, any integer: a key comes back only if the list and the range are right."""
+    outcome: int | str
+    try:
+        outcome = decode_cursor(asked_by, encode_cursor(issued_for, key))
+    except InvalidInput as exc:
+        outcome = exc.field
+    if issued_for == asked_by and key <= MAX_KEY:
+        assert outcome == key
+    else:
+        assert outcome == "cursor"
+
+
+@pytest.mark.parametrize("key", [MAX_KEY + 1, 10**19 - 1, 2**64])
+def test_a_well_formed_cursor_past_a_64_bit_key_is_refused(key: int) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        decode_cursor("chains", encode_cursor("chains", key))
+    assert caught.value.field == "cursor"
+    assert decode_cursor("chains", encode_cursor("chains", MAX_KEY)) == MAX_KEY
+
+
+@given(limit=limits())
+def test_any_limit_is_a_page_size_from_1_to_the_most_or_a_400_naming_limit(limit: str) -> None:
+    outcome: PageRequest | str
+    try:
+        outcome = PageRequest.parse("chains", limit, None)
+    except InvalidInput as exc:
+        outcome = exc.field
+    if isinstance(outcome, str):
+        assert outcome == "limit"
+    else:
+        assert 1 <= outcome.limit <= MAX_LIMIT
+
+
+@given(raw=timestamps())
+def test_any_timestamp_is_a_utc_moment_storage_holds_or_a_400_naming_it(raw: str) -> None:
+    """Years 1 and 9999 at every offset, fractions of any length: never an overflow."""
+    outcome: datetime | str
+    try:
+        outcome = parse_timestamp("as_of", raw.upper())
+    except InvalidInput as exc:
+        outcome = exc.field
+    if isinstance(outcome, str):
+        assert outcome == "as_of"
+    else:
+        assert outcome.utcoffset() == timedelta(0)
+        assert EARLIEST <= outcome <= LATEST
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T23:59:59.999999-00:01",
+        "0001-01-01T00:00:00+23:59",
+        "0001-01-01T00:00:00.000001+00:01",
+    ],
+)
+def test_a_local_time_whose_utc_moment_is_outside_the_years_1_to_9999_is_refused(
+    raw: str,
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_timestamp("since", raw)
+    assert caught.value.field == "since"
+    assert "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z" in caught.value.detail
+
+
+def test_the_edges_themselves_are_accepted() -> None:
+    assert parse_timestamp("as_of", "0001-01-01T00:00:00Z") == EARLIEST
+    assert parse_timestamp("as_of", "9999-12-31T23:59:59.999999Z") == LATEST
+    assert parse_timestamp("as_of", "0001-01-01T23:59:00+23:59") == EARLIEST
+    assert parse_timestamp("as_of", "9999-12-31T00:00:59.999999-23:59") == LATEST
 
 
 def test_a_cursor_from_one_list_is_refused_by_another() -> None:

@@ -1,4 +1,5 @@
-"""A TCP proxy a test can cut and restore, to play a database that goes away and comes back."""
+"""A TCP proxy a test can cut, stall and restore, to play a database that goes away, hangs,
+and comes back."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import threading
 
 
 class TcpProxy:
-    """Forwards a local port to ``target``; ``cut()`` drops all connections and refuses new ones."""
+    """Forwards a local port to ``target``; ``cut()`` drops all connections and refuses new ones,
+    ``stall()`` keeps every connection open (and accepts new ones) but forwards nothing, as a
+    hung server whose TCP stack still answers; ``resume()`` forwards again what was held."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -20,6 +23,8 @@ class TcpProxy:
         self._server: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> None:
         server = socket.socket()
@@ -43,6 +48,14 @@ class TcpProxy:
                 sock.close()
             self._open.clear()
 
+    def stall(self) -> None:
+        """Forward nothing more, either way, until ``resume``; connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, starting with whatever arrived during the stall."""
+        self._flowing.set()
+
     def _accept(self, server: socket.socket) -> None:
         while True:
             try:
@@ -60,10 +73,10 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

@@ -149,9 +149,11 @@ def plans(storage: SqlStorage) -> dict[str, list[str]]:
 # The only sorts allowed are of rows a bound already limits, however big the store: the
 # levels of the at most 1000 ids a client named, and the as-of levels, where the query
 # finds at most `limit` items (or the named ones), each with one seek, before ordering
-# them. Every list proper must come off its index already in order.
+# them; and an adjustment's levels, locked in item order (at most the batch's items).
+# Every list proper must come off its index already in order.
 SORT_ALLOWED = frozenset(
     {
+        "POST /stores/{id}/inventory/adjustments",
         "GET /stores/{id}/inventory?items=",
         "GET /stores/{id}/inventory?as_of=",
         "GET /stores/{id}/inventory?as_of=&items=",

@@ -358,7 +358,18 @@ class SqlCatalogue:
                 refused = guard(conn) if found is not None else None
                 raise rules.refusal(kind, row_id, found, expected, refused)
 
-        self._ctx.tx.write(work)
+        try:
+            self._ctx.tx.write(work)
+        except exc.IntegrityError:
+            # At READ COMMITTED (a request's transaction under an Idempotency-Key) a
+            # dependant committed after the guard was checked makes the DELETE itself fail
+            # on its foreign key: the same refusal, explained once the write rolled back.
+            def explain(conn: sa.Connection) -> Exception:
+                found = _updated_at(conn, table, tenant, row_id)
+                refused = guard(conn) if found is not None else None
+                return rules.refusal(kind, row_id, found, expected, refused)
+
+            raise self._ctx.tx.read(explain) from None
 
 
 def _stamped(values: dict[str, Any], now: datetime) -> dict[str, Any]:

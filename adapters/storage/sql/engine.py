@@ -14,6 +14,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from commerce.adapters.storage.sql.deadline import DeadlinePassed, current_watch
 from commerce.core.errors import Misconfigured, StorageUnavailable
 
 SCHEMES = (
@@ -39,6 +40,10 @@ UNDEFINED_TABLE = "42P01"
 SQLITE_LATER = "commerce_later"
 """SQLite function ``commerce_later(previous, now)``: see ``sqlite_later``."""
 
+DEADLINE_MARGIN = 2.0
+"""Seconds the default deadline leaves past ``statement_timeout``: the server's own timeout
+answers first when the server is alive; the deadline is for when it is not."""
+
 _SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S.%f"
 _TICK = timedelta(microseconds=1)
 
@@ -55,6 +60,9 @@ class SqlOptions:
     retry_attempts: int = 6
     retry_base_delay: float = 0.01
     retry_max_delay: float = 0.5
+    deadline: float | None = None
+    """Seconds one storage call may take on a server before its connection is cut; ``None``:
+    ``statement_timeout`` + 2 s (no deadline when that is 0); 0: no deadline."""
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, str]) -> SqlOptions:
@@ -68,13 +76,26 @@ class SqlOptions:
                 value = kind(raw)
             except ValueError:
                 value = -1
-            if value < (1 if name in ("retry_attempts", "pool_size") else 0):
-                raise Misconfigured(
-                    f"COMMERCE_DB_{name.upper()} must be a non-negative "
-                    f"{'integer' if kind is int else 'number'}, got {raw!r}"
+            # NaN and infinity are no number of seconds either.
+            if not (1 if name in _AT_LEAST_ONE else 0) <= value < float("inf"):
+                accepted = (
+                    "a positive integer"
+                    if name in _AT_LEAST_ONE
+                    else f"a non-negative {'integer' if kind is int else 'number'}"
                 )
+                raise Misconfigured(f"COMMERCE_DB_{name.upper()} must be {accepted}, got {raw!r}")
             values[name] = value
         return cls(**values)
+
+    @property
+    def call_deadline(self) -> float:
+        """The deadline that applies: ``deadline``, or ``statement_timeout`` + 2 s; 0: none."""
+        if self.deadline is not None:
+            return self.deadline
+        return self.statement_timeout + DEADLINE_MARGIN if self.statement_timeout > 0 else 0.0
+
+
+_AT_LEAST_ONE = frozenset({"retry_attempts", "pool_size"})
 
 
 def normalize_url(url: str) -> URL:
@@ -143,15 +164,67 @@ def _postgres_engine(url: URL, options: SqlOptions) -> Engine:
     }
     if statement_ms:
         connect_args["options"] = f"-c statement_timeout={statement_ms}"
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         connect_args=connect_args,
-        pool_pre_ping=True,
+        # The ping is ours (``_on_checkout``): SQLAlchemy's runs before any checkout event, so
+        # no deadline could cover it, and a ping to a hung server never returns.
+        pool_pre_ping=False,
         pool_size=options.pool_size,
         max_overflow=options.max_overflow,
         pool_timeout=options.pool_timeout,
         pool_recycle=1800,
     )
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: object) -> None:
+        # The storage call's watch (set by the Transactor) covers the connection from here
+        # until it is back in the pool, the ping and the reset on return included.
+        watch = current_watch.get()
+        if watch is not None:
+            if watch.fired:
+                raise DeadlinePassed
+            watch.arm(dbapi_connection)
+            record.info[_WATCH] = watch
+        if not record.info.get(_USED):
+            record.info[_USED] = True  # a fresh connection: it has just answered
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if watch is not None and watch.fired:
+                raise DeadlinePassed from error
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # As SQLAlchemy's pre-ping does: this and every older pooled connection
+                # go, and the pool connects afresh.
+                raise exc.InvalidatePoolError() from error
+            raise
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        watch = record.info.pop(_WATCH, None)
+        if watch is not None:
+            watch.release(dbapi_connection)
+
+    return engine
+
+
+_USED = "commerce_used"
+_WATCH = "commerce_watch"
+
+
+def read_committed_available(conn: sa.Connection) -> bool:
+    """Whether a transaction that asks for READ COMMITTED runs at it.
+
+    PostgreSQL always does. CockroachDB does only when the cluster setting
+    ``sql.txn.read_committed_isolation.enabled`` is on; otherwise it quietly runs the
+    transaction at SERIALIZABLE, so the answer is asked of the server, not assumed.
+    """
+    conn.execution_options(isolation_level="READ COMMITTED")
+    with conn.begin():
+        level = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+    return str(level).strip().lower() == "read committed"
 
 
 def _sqlite_engine(url: URL, options: SqlOptions) -> Engine:

@@ -2,6 +2,12 @@
 
 A claim is an insert-or-nothing, and taking over a stale claim is an UPDATE conditional on
 the very claim that was seen, so of two replicas racing for one key exactly one wins.
+
+``begin_transaction`` is the request's transaction (``ambient.py``), which the claim, the
+request's writes and the completion all join. At READ COMMITTED (PostgreSQL, and CockroachDB
+where the cluster allows it) a second request with the same key blocks in the claim's insert
+on the key's unique index until the first commits or rolls back, then finds the completed
+record (a replay) or inserts its own; on SQLite it waits for the write lock at BEGIN.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from commerce.adapters.storage.sql.ambient import AmbientTransaction
 from commerce.adapters.storage.sql.common import SqlContext, execute
 from commerce.adapters.storage.sql.tables import IDEMPOTENCY_STATES, idempotency_keys
 from commerce.core.errors import ConcurrentChange, IdempotencyInProgress, IdempotencyMismatch
@@ -24,6 +31,9 @@ CLAIMED, COMPLETED = IDEMPOTENCY_STATES
 class SqlIdempotencyRecords:
     def __init__(self, ctx: SqlContext) -> None:
         self._ctx = ctx
+
+    def begin_transaction(self) -> AmbientTransaction:
+        return self._ctx.tx.begin()
 
     def claim_idempotency_key(
         self, tenant: str, key: str, fingerprint: str, *, stale_after: timedelta

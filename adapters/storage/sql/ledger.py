@@ -181,11 +181,11 @@ class SqlLedger:
         if len(conn.execute(statement).all()) != len(rows):
             raise IdTaken
 
-    def _write_minting(self, work: Callable[[sa.Connection], T]) -> T:
+    def _write_minting(self, work: Callable[[sa.Connection], T], *, locks_rows: bool = False) -> T:
         """``tx.write(work)``, run again with fresh ids if a ledger id was already taken."""
         for _ in range(ID_ATTEMPTS):
             try:
-                return self._ctx.tx.write(work)
+                return self._ctx.tx.write(work, locks_rows=locks_rows)
             except IdTaken:
                 continue
         raise no_free_id(inventory_changes)
