@@ -7,7 +7,7 @@ Protocol without inheriting from it; mypy and the contract suites check that the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -357,6 +357,9 @@ class Storage:
     close: Callable[[], None]
     name: str = "storage"
     """How logs and ``repr`` name it; never a password."""
+    stats: Callable[[], Mapping[str, float]] | None = None
+    """Gauges of the backend's resources for metrics (a pool's size, checked-out connections,
+    overflow), or ``None``; cheap, never raises."""
 
     def __repr__(self) -> str:
         return f"Storage({self.name})"

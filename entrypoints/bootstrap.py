@@ -22,7 +22,7 @@ from commerce.core.events import LogEvent
 from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.ratelimit import TokenBuckets, parse_policy
-from commerce.plugins import check_hooks, get_plugin_manager
+from commerce.plugins import Instrumentation, check_hooks, get_plugin_manager
 from commerce.plugins.registry import Registry, scheme_of
 
 log = logging.getLogger("commerce.bootstrap")
@@ -105,6 +105,12 @@ class Runtime:
                 extra={"event": LogEvent.AUTH_NONE_IN_USE, "tenant": self.settings.tenant},
             )
         return built
+
+    @cached_property
+    def instrumentations(self) -> Sequence[Instrumentation]:
+        """What the plugins observe the service with (tracing, metrics), as configured."""
+        answers = self.pm.hook.commerce_instrumentations(settings=self.settings.plugin_settings())
+        return [instrumentation for answer in answers for instrumentation in answer]
 
     @cached_property
     def rate_limiter(self) -> TokenBuckets | None:

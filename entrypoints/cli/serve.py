@@ -152,6 +152,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             rate_limiter=runtime.rate_limiter,
             # A share of the threads per tenant, so that one tenant cannot hold them all.
             tenant_concurrency=settings.tenant_concurrency_for(args.threads),
+            instrumentations=runtime.instrumentations,
         )
         settings = _within_descriptors(settings)
         scheme = scheme_of(settings.database_url)

@@ -29,6 +29,7 @@ from commerce.entrypoints.http.routes import (
     required_roles,
     write_operations,
 )
+from commerce.plugins import Instrumentation
 
 
 def create_app(
@@ -40,6 +41,7 @@ def create_app(
     clock: Callable[[], datetime] | None = None,
     rate_limiter: TokenBuckets | None = None,
     tenant_concurrency: int | None = None,
+    instrumentations: Sequence[Instrumentation] = (),
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over ``storage``; a request is let in by the first authenticator that knows it.
 
@@ -48,7 +50,12 @@ def create_app(
     if given, limits each tenant's requests (``None``: no limit). ``tenant_concurrency``, if
     given, is how many requests one tenant may have in progress at once (``None``: no cap;
     ``Settings.tenant_concurrency_for(threads)`` gives the configured one).
+    ``instrumentations`` (tracing, metrics: plugins' ``commerce_instrumentations``) wrap the
+    storage, add their middleware outside the service's own, and add their routes.
     """
+    for instrumentation in instrumentations:
+        if instrumentation.wrap_storage is not None:
+            storage = instrumentation.wrap_storage(storage)
     # The idempotency layer is given its own port and nothing else of storage.
     idempotency = Idempotency(
         storage.idempotency,
@@ -58,6 +65,7 @@ def create_app(
         clock=clock,
     )
     middleware: list[Any] = [
+        *(m for instrumentation in instrumentations for m in instrumentation.middleware),
         RequestContext(),
         BodyLimit(max_bytes=max_body_bytes),
         Authentication(authenticators, required_roles()),
@@ -86,6 +94,9 @@ def create_app(
         if resource is None:
             resource = built[route.resource] = answers_head(route.resource(ctx))
         app.add_route(route.template, resource)
+    for instrumentation in instrumentations:
+        for template, extra in instrumentation.routes:
+            app.add_route(template, extra)
     return app
 
 
@@ -114,4 +125,5 @@ def get_app(
         idempotency_ttl=timedelta(hours=runtime.settings.idempotency_ttl_hours),
         rate_limiter=runtime.rate_limiter,
         tenant_concurrency=runtime.settings.tenant_concurrency_for(threads),
+        instrumentations=runtime.instrumentations,
     )
