@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from types import MappingProxyType
 
-_FIELDS: ContextVar[Mapping[str, object]] = ContextVar("commerce_log_fields", default={})
+_NONE: Mapping[str, object] = MappingProxyType({})
+_FIELDS: ContextVar[Mapping[str, object]] = ContextVar("commerce_log_fields", default=_NONE)
 
 providers: list[Callable[[], Mapping[str, object]]] = []
 """Called for every line; each returns fields to add (``{}`` when it has nothing). Register
@@ -36,7 +38,7 @@ def bind(**fields: object) -> None:
 
 def clear() -> None:
     """Forget every bound field: called when a request ends, as threads are reused."""
-    _FIELDS.set({})
+    _FIELDS.set(_NONE)
 
 
 def current() -> dict[str, object]:
