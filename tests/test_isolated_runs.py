@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from tests.backends import postgres_required, postgres_url, with_driver
+from tests.backends import RUN_ID, postgres_required, postgres_url, with_driver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,10 +60,12 @@ def _run(run_id: str) -> str:
 def test_each_run_gets_a_database_of_its_own_and_drops_it_at_exit() -> None:
     server = _server()
     try:
-        first, second = _run("isoA"), _run("isoB")
+        # Run ids of this run's own: two suites started at once must not share them either.
+        a, b = f"{RUN_ID}a", f"{RUN_ID}b"
+        first, second = _run(a), _run(b)
         assert first != second
-        assert "run_isoa" in first
-        assert "run_isob" in second
+        assert f"run_{a}" in first
+        assert f"run_{b}" in second
         with server.connect() as conn:
             left = conn.exec_driver_sql(
                 "SELECT datname FROM pg_database WHERE datname IN (%(a)s, %(b)s)",

@@ -6,12 +6,13 @@ request waits behind its work. With the cap, a tenant at its share waits briefly
 one of its own slots and is then answered 429 with ``Retry-After``, so the other threads
 stay free for the other tenants.
 
-Queued briefly, then refused: a request over the cap waits up to ``wait`` seconds (0.5 by
-default) for a slot, and at most ``limit`` of a tenant's requests wait at once (any more are
+Queued while it moves, then refused: a request over the cap waits for a slot as long as
+the tenant's requests keep finishing (one at least every ``wait`` seconds, 0.5 by default;
+5 s at the most), and at most ``limit`` of a tenant's requests wait at once (any more are
 refused at once). Quick requests (a sale takes milliseconds) then pass through the cap one
 after another with no 429 even when one tenant sends more at once than the server has
-threads, which is what a busy till system does; slow ones cannot keep a thread for more
-than ``wait`` while they wait, so another tenant's request is never held up for long.
+threads, which is what a busy till system does; behind slow ones (heavy reads) a waiter
+gives up after ``wait``, so another tenant's request is never held up for long.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ They are public, so they carry no principal and would not be counted anyway; the
 so even if one of them comes to require credentials."""
 
 DEFAULT_WAIT = 0.5
-"""Seconds a request over its tenant's cap waits for a slot before the 429."""
+"""Seconds a request over its tenant's cap waits for a slot with none of the tenant's
+requests finishing, before the 429."""
+
+MAX_WAIT = 5.0
+"""Seconds a request over its tenant's cap waits for a slot at the most."""
 
 RETRY_AFTER = 1
 """Seconds a refused client is told to wait: about as long as a heavy request takes."""
@@ -59,6 +64,8 @@ class TenantConcurrency:
         """tenant -> requests in progress; a tenant with none has no entry."""
         self._waiting: dict[str, int] = {}
         """tenant -> requests waiting for a slot; a tenant with none has no entry."""
+        self._released: dict[str, float] = {}
+        """tenant -> when a slot of it was last given back, while any of it wait."""
 
     def in_progress(self, tenant: str) -> int:
         """How many of ``tenant``'s requests hold a slot now (for tests and metrics)."""
@@ -87,7 +94,12 @@ class TenantConcurrency:
         req.context.concurrency_slot = tenant
 
     def _take(self, tenant: str) -> bool:
-        """A slot for ``tenant``, waiting up to ``wait`` for one; ``False`` if none came."""
+        """A slot for ``tenant``; ``False`` if none came.
+
+        Over the cap, the request waits while the tenant's own requests keep finishing (one
+        at least every ``wait`` seconds), ``MAX_WAIT`` at the most: a burst of quick requests
+        queues through, a pile of slow ones is refused after ``wait``.
+        """
         with self._lock:
             if self._in_progress.get(tenant, 0) < self.limit:
                 self._in_progress[tenant] = self._in_progress.get(tenant, 0) + 1
@@ -96,10 +108,13 @@ class TenantConcurrency:
             if self.wait <= 0 or waiting >= self.limit:
                 return False
             self._waiting[tenant] = waiting + 1
-            deadline = time.monotonic() + self.wait
+            start = time.monotonic()
             try:
                 while self._in_progress.get(tenant, 0) >= self.limit:
-                    left = deadline - time.monotonic()
+                    now = time.monotonic()
+                    # Waiting is worth it only while the tenant's requests keep finishing.
+                    progress = max(start, self._released.get(tenant, start))
+                    left = min(progress + self.wait, start + MAX_WAIT) - now
                     if left <= 0:
                         return False
                     self._freed.wait(left)
@@ -126,4 +141,7 @@ class TenantConcurrency:
                 # No entry for an idle tenant: the table stays as small as the busy ones.
                 del self._in_progress[tenant]
             if tenant in self._waiting:
+                self._released[tenant] = time.monotonic()
                 self._freed.notify_all()
+            else:
+                self._released.pop(tenant, None)
