@@ -227,6 +227,10 @@ class StorageUnavailable(CommerceError):
         self.retry_after = retry_after
 
 
+class SchemaBehind(StorageUnavailable):
+    """Storage answers, but its schema is older than this version needs: `commerce db upgrade`."""
+
+
 class Misconfigured(CommerceError):
     """The service cannot start as configured: a URL no plugin takes, an unknown authenticator."""
 

@@ -12,7 +12,14 @@ from datetime import datetime
 from commerce.core import validation
 from commerce.core.apikeys import ApiKey, new_api_key
 from commerce.core.auth import Role
-from commerce.core.errors import ApiKeyPrefixTaken, InvalidInput, NotFound
+from commerce.core.errors import (
+    ApiKeyPrefixTaken,
+    InsufficientStock,
+    InvalidInput,
+    NotFound,
+    QuantityMismatch,
+)
+from commerce.core.events import LogEvent, event_log
 from commerce.core.models import (
     Adjustment,
     Chain,
@@ -31,6 +38,8 @@ from commerce.core.models import (
 )
 from commerce.core.pagination import Page, PageRequest
 from commerce.core.ports import ApiKeys, Catalogue, Inventory
+
+log = event_log("commerce.usecases")
 
 # Cursor kinds: a cursor issued by one list is refused by another.
 CHAINS = "chains"
@@ -88,6 +97,17 @@ def create_api_key(api_keys: ApiKeys, tenant: str, role: Role) -> tuple[str, Api
             key = api_keys.create_api_key(tenant, role, made.prefix, made.secret_hash)
         except ApiKeyPrefixTaken:
             continue
+        # The key's id and role only: never the token, its secret or the secret's digest.
+        log(
+            LogEvent.API_KEY_CREATED,
+            "API key %d created for tenant %s (%s)",
+            key.id,
+            key.tenant,
+            key.role.name,
+            key_id=key.id,
+            tenant=key.tenant,
+            role=key.role.name,
+        )
         return made.token, key
     raise ApiKeyPrefixTaken()
 
@@ -101,7 +121,16 @@ def list_api_keys(catalogue: Catalogue, api_keys: ApiKeys, tenant: str) -> Seque
 def revoke_api_key(api_keys: ApiKeys, key_id: int) -> ApiKey:
     if key_id < 1:
         raise InvalidInput("key_id", "must be a positive integer")
-    return api_keys.revoke_api_key(key_id)
+    key = api_keys.revoke_api_key(key_id)
+    log(
+        LogEvent.API_KEY_REVOKED,
+        "API key %d of tenant %s revoked",
+        key.id,
+        key.tenant,
+        key_id=key.id,
+        tenant=key.tenant,
+    )
+    return key
 
 
 # -- catalogue reads ----------------------------------------------------------------------
@@ -286,15 +315,40 @@ def set_quantity(
     if expected_quantity is not None:
         validation.quantity("expected_quantity", expected_quantity)
     validation.reference("reference", reference)
-    return inventory.set_quantity(
-        tenant,
-        store_id,
+    try:
+        level = inventory.set_quantity(
+            tenant,
+            store_id,
+            item_id,
+            quantity,
+            actor=actor,
+            expected_quantity=expected_quantity,
+            reference=reference,
+        )
+    except QuantityMismatch:
+        log(
+            LogEvent.CAS_CONFLICT,
+            "compare-and-set refused: the level of item %d at store %d no longer holds the "
+            "expected quantity",
+            item_id,
+            store_id,
+            store_id=store_id,
+            item_id=item_id,
+            conflict="expected_quantity",
+        )
+        raise
+    log(
+        LogEvent.LEVEL_SET,
+        "level of item %d at store %d set to %d",
         item_id,
+        store_id,
         quantity,
+        store_id=store_id,
+        item_id=item_id,
+        quantity=quantity,
         actor=actor,
-        expected_quantity=expected_quantity,
-        reference=reference,
     )
+    return level
 
 
 def adjust_inventory(
@@ -305,7 +359,32 @@ def adjust_inventory(
     *,
     actor: str,
 ) -> Sequence[InventoryLevel]:
-    return inventory.adjust(tenant, store_id, validation.adjustments(adjustments), actor=actor)
+    checked = validation.adjustments(adjustments)
+    try:
+        levels = inventory.adjust(tenant, store_id, checked, actor=actor)
+    except InsufficientStock as refused:
+        short = [s["item_id"] for s in refused.shortages]
+        log(
+            LogEvent.ADJUSTMENT_REFUSED,
+            "adjustment at store %d refused: not enough stock of %d item(s)",
+            store_id,
+            len(short),
+            store_id=store_id,
+            items=len(checked),
+            actor=actor,
+            short_items=short,
+        )
+        raise
+    log(
+        LogEvent.INVENTORY_ADJUSTED,
+        "adjusted %d item(s) at store %d",
+        len(checked),
+        store_id,
+        store_id=store_id,
+        items=len(checked),
+        actor=actor,
+    )
+    return levels
 
 
 def list_changes(

@@ -7,7 +7,6 @@ verb that needs no storage (``commerce plugins``, ``commerce openapi``) opens no
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,14 +17,14 @@ import pluggy
 from commerce.core import usecases
 from commerce.core.auth import Principal
 from commerce.core.errors import Misconfigured, Unauthorized
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http.ratelimit import TokenBuckets, parse_policy
 from commerce.plugins import Instrumentation, check_hooks, get_plugin_manager
 from commerce.plugins.registry import Registry, scheme_of
 
-log = logging.getLogger("commerce.bootstrap")
+log = event_log("commerce.bootstrap")
 
 UNCHECKED_AUTHENTICATORS = frozenset({"none"})
 """Authenticators whose principals' tenant is not checked: ``none`` acts for
@@ -52,6 +51,9 @@ class Runtime:
         check_hooks(self.pm)
         self.registry = Registry(self.pm)
         self._opened = False
+        if log.enabled(LogEvent.PLUGIN_LOADED):
+            for name, _ in self.pm.list_name_plugin():
+                log(LogEvent.PLUGIN_LOADED, "plugin loaded: %s", name, plugin=name)
 
     @cached_property
     def storage(self) -> Storage:
@@ -63,11 +65,7 @@ class Runtime:
         self._opened = True
         # Only the scheme: the rest of a database URL may hold a password.
         scheme = scheme_of(url)
-        log.info(
-            "storage opened: %s://",
-            scheme,
-            extra={"event": LogEvent.STORAGE_OPENED, "scheme": scheme},
-        )
+        log(LogEvent.STORAGE_OPENED, "storage opened: %s://", scheme, scheme=scheme)
         return storage
 
     def schema_manager(self) -> SchemaManager | None:
@@ -99,10 +97,11 @@ class Runtime:
             )
             built.append(made if name in UNCHECKED_AUTHENTICATORS else checked.around(made))
         if "none" in self.settings.auth:
-            log.warning(
+            log(
+                LogEvent.AUTH_NONE_IN_USE,
                 "authentication 'none' is in use: every request acts as admin of tenant %r",
                 self.settings.tenant,
-                extra={"event": LogEvent.AUTH_NONE_IN_USE, "tenant": self.settings.tenant},
+                tenant=self.settings.tenant,
             )
         return built
 
@@ -118,6 +117,10 @@ class Runtime:
         return None if policy is None else TokenBuckets(policy)
 
     def close(self) -> None:
+        # Flush and stop what the instrumentation started (exporters, a metrics server).
+        for instrumentation in self.__dict__.pop("instrumentations", ()):
+            if instrumentation.close is not None:
+                instrumentation.close()
         if self._opened:
             self.storage.close()
             self._opened = False
@@ -203,7 +206,11 @@ class TenantCheck:
             return principal
         if not self._exists(tenant):
             # The tenant is not logged: it may be anything a token's issuer put there.
-            log.debug("refused a principal of a tenant that does not exist")
+            log(
+                LogEvent.TOKEN_REJECTED,
+                "refused a principal of a tenant that does not exist",
+                reason="unknown_tenant",
+            )
             raise Unauthorized(REFUSED)
         if self._cache_seconds > 0:
             with self._lock:

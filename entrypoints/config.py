@@ -49,6 +49,11 @@ class Settings:
     """How long ``Idempotency-Key`` responses are kept; values below 24 count as 24."""
     log_level: str = "INFO"
     """Threshold of the JSON log lines ``commerce serve`` writes to stderr."""
+    log_format: str = "auto"
+    """``COMMERCE_LOG_FORMAT`` (or ``--log-format``): ``json``, ``console``, or ``auto``:
+    console lines when stderr is a terminal, JSON lines otherwise."""
+    slow_request_ms: int = 1000
+    """``COMMERCE_SLOW_REQUEST_MS``: a request taking longer is logged as ``SLOW_REQUEST``."""
     demo: bool = False
     """Set by ``commerce serve --demo``: the one case besides ``memory://`` that allows ``none``."""
     rate_limit: str | None = None
@@ -88,6 +93,8 @@ class Settings:
                 _whole(env, "COMMERCE_IDEMPOTENCY_TTL_HOURS", MIN_IDEMPOTENCY_TTL_HOURS),
             ),
             log_level=env.get("COMMERCE_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            log_format=env.get("COMMERCE_LOG_FORMAT", "auto").strip().lower() or "auto",
+            slow_request_ms=_whole(env, "COMMERCE_SLOW_REQUEST_MS", 1000),
             rate_limit=env.get("COMMERCE_RATE_LIMIT", "").strip() or None,
             rate_burst=env.get("COMMERCE_RATE_BURST", "").strip() or None,
             tenant_concurrency=_tenant_concurrency(env.get("COMMERCE_TENANT_CONCURRENCY", "")),

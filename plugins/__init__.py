@@ -14,6 +14,7 @@ import pluggy
 from commerce.core.errors import Misconfigured
 from commerce.plugins import hookspecs
 from commerce.plugins.hookspecs import (
+    PROBE_PATHS,
     PROJECT,
     AuthenticatorProvider,
     Instrumentation,
@@ -23,6 +24,7 @@ from commerce.plugins.hookspecs import (
 )
 
 __all__ = [
+    "PROBE_PATHS",
     "PROJECT",
     "AuthenticatorProvider",
     "Instrumentation",

@@ -77,6 +77,12 @@ class Instrumentation:
     close: Callable[[], None] | None = None
 
 
+PROBE_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz"})
+"""The health probes, polled every few seconds by supervisors and load balancers. They stay
+out of the access log, metrics and traces by default: an instrumentation skips a request
+whose path is one of these unless its settings ask otherwise."""
+
+
 @hookspec
 def commerce_instrumentations(settings: Settings) -> list[Instrumentation]:
     """The instrumentation this plugin provides, given the service's settings. All answers

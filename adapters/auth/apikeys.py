@@ -11,7 +11,6 @@ prefix exists or not.
 from __future__ import annotations
 
 import hmac
-import logging
 import math
 import threading
 import time
@@ -22,10 +21,11 @@ from datetime import UTC, datetime
 from commerce.core.apikeys import hash_secret, is_api_key, parse_api_key
 from commerce.core.auth import Principal
 from commerce.core.errors import Misconfigured, Unauthorized
+from commerce.core.events import LogEvent, event_log
 from commerce.core.ports import ApiKeys, Storage
 from commerce.plugins import AuthenticatorProvider, hookimpl
 
-log = logging.getLogger("commerce.auth.apikeys")
+log = event_log("commerce.auth.apikeys")
 
 NAME = "apikeys"
 
@@ -149,7 +149,14 @@ class ApiKeyAuthenticator:
             self._api_keys.touch_api_key(key_id, self._now())
         except Exception as error:
             # last_used_at is a convenience; the request it came with is served regardless.
-            log.warning("could not record the use of API key %s: %s", key_id, type(error).__name__)
+            log(
+                LogEvent.API_KEY_USE_NOT_RECORDED,
+                "could not record the use of API key %s: %s",
+                key_id,
+                type(error).__name__,
+                key_id=key_id,
+                error=type(error).__name__,
+            )
 
 
 def _seconds(settings: Mapping[str, str], name: str, default: float) -> float:

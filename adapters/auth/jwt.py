@@ -8,7 +8,6 @@ or ``COMMERCE_JWT_JWKS_FILE`` (a JSON Web Key Set; a token's ``kid`` picks the k
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,10 +20,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import Misconfigured, Unauthorized
+from commerce.core.events import LogEvent, event_log
 from commerce.core.ports import Storage
 from commerce.plugins import AuthenticatorProvider, hookimpl
 
-log = logging.getLogger("commerce.auth.jwt")
+log = event_log("commerce.auth.jwt")
 
 NAME = "jwt"
 DEFAULT_LEEWAY_SECONDS = 30
@@ -263,7 +263,14 @@ class JwtAuthenticator:
             claims = self._verify(token)
         except jwt.PyJWTError as exc:
             # PyJWT's messages name the check that failed, never the token.
-            log.debug("JWT refused: %s: %s", type(exc).__name__, exc)
+            log(
+                LogEvent.TOKEN_REJECTED,
+                "JWT refused: %s: %s",
+                type(exc).__name__,
+                exc,
+                authenticator="jwt",
+                reason=type(exc).__name__,
+            )
             raise Unauthorized(REFUSED) from None
         return self._principal(claims)
 
@@ -299,11 +306,28 @@ class JwtAuthenticator:
         subject = claims.get("sub")
         role = Role.__members__.get(role_name) if isinstance(role_name, str) else None
         if not isinstance(tenant, str) or not tenant.strip():
-            log.debug("JWT refused: no usable %r claim", self._tenant_claim)
+            log(
+                LogEvent.TOKEN_REJECTED,
+                "JWT refused: no usable %r claim",
+                self._tenant_claim,
+                authenticator="jwt",
+                reason="tenant_claim",
+            )
         elif role is None:
-            log.debug("JWT refused: the %r claim names no role", self._role_claim)
+            log(
+                LogEvent.TOKEN_REJECTED,
+                "JWT refused: the %r claim names no role",
+                self._role_claim,
+                authenticator="jwt",
+                reason="role_claim",
+            )
         elif not isinstance(subject, str) or not subject:
-            log.debug("JWT refused: no usable 'sub' claim")
+            log(
+                LogEvent.TOKEN_REJECTED,
+                "JWT refused: no usable 'sub' claim",
+                authenticator="jwt",
+                reason="sub_claim",
+            )
         else:
             return Principal(tenant=tenant, subject=f"jwt:{subject}", role=role)
         raise Unauthorized(REFUSED)

@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="storage URL (default: $COMMERCE_DATABASE_URL, else the embedded default)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "console", "auto"),
+        default=None,
+        help="log lines as JSON or for a person (default: $COMMERCE_LOG_FORMAT, else auto: "
+        "console on a terminal, JSON otherwise)",
+    )
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for module in _command_modules():
         module.register(subparsers)
@@ -64,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _accept_global_options_after_the_verb(parser: argparse.ArgumentParser) -> None:
     """``commerce serve --database URL`` means ``commerce --database URL serve``.
 
-    Every verb (and every verb of a verb) takes ``--database`` too; left out, it sets
-    nothing, so the one given before the verb, or none, stands.
+    Every verb (and every verb of a verb) takes ``--database`` and ``--log-format`` too; left
+    out, it sets nothing, so the one given before the verb, or none, stands.
     """
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -75,6 +82,12 @@ def _accept_global_options_after_the_verb(parser: argparse.ArgumentParser) -> No
                     metavar="URL",
                     default=argparse.SUPPRESS,
                     help="storage URL, as `commerce --database URL` gives it",
+                )
+                sub.add_argument(
+                    "--log-format",
+                    choices=("json", "console", "auto"),
+                    default=argparse.SUPPRESS,
+                    help="log lines as JSON or for a person, as `commerce --log-format` gives it",
                 )
                 _accept_global_options_after_the_verb(sub)
 
@@ -89,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     if args.database:
         settings = replace(settings, database_url=args.database)
+    if args.log_format:
+        settings = replace(settings, log_format=args.log_format)
     ctx = CliContext(settings=settings)
     try:
         status: int = args.run(args, ctx)

@@ -20,7 +20,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from commerce.core.errors import Misconfigured
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 from commerce.entrypoints.cli.connections import (
     CLEANUP_SECONDS,
     ProblemChannel,
@@ -31,14 +31,19 @@ from commerce.entrypoints.cli.connections import (
 from commerce.entrypoints.cli.context import CliContext
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.demo import banner, start_demo
-from commerce.entrypoints.logs import check_level, configure_logging, event_fields, flush_logs
+from commerce.entrypoints.http.context import Lifecycle
+from commerce.entrypoints.logs import check_format, check_level, configure_logging, flush_logs
 from commerce.plugins.registry import scheme_of
 
-log = logging.getLogger("commerce.serve")
+log = event_log("commerce.serve")
 
 DEFAULT_THREADS = 4
 DRAIN_SECONDS = 10.0
 """How long a stop waits for requests in progress to be answered before closing regardless."""
+DRAIN_GRACE_SETTING = "drain_grace_seconds"
+"""``COMMERCE_DRAIN_GRACE_SECONDS``: after SIGTERM, how long the server keeps accepting (and
+answering, ``/readyz`` with 503 ``draining``) before it closes its listening sockets, so that
+a load balancer polling readiness stops sending first. 0 (the default) closes them at once."""
 
 
 def register(subparsers: Any) -> None:
@@ -126,6 +131,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         # it makes an API key and prints it in the curl lines. COMMERCE_AUTH=none turns it off.
         settings = dataclasses.replace(settings, auth=("apikeys",))
     check_level(settings.log_level)
+    check_format(settings.log_format)
     ctx.configure(settings)
 
     # Every step that can fail on a bad configuration (a URL no plugin takes, a database that
@@ -144,6 +150,8 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         # Imported here so that the verbs that do not serve never pay for the HTTP layer.
         from commerce.entrypoints.http.app import create_app
 
+        lifecycle = Lifecycle()
+        grace = drain_grace(settings)
         app = create_app(
             storage,
             runtime.authenticators,
@@ -153,24 +161,30 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             # A share of the threads per tenant, so that one tenant cannot hold them all.
             tenant_concurrency=settings.tenant_concurrency_for(args.threads),
             instrumentations=runtime.instrumentations,
+            slow_request_ms=settings.slow_request_ms,
+            lifecycle=lifecycle,
         )
         settings = _within_descriptors(settings)
         scheme = scheme_of(settings.database_url)
-        log.info(
+        log(
+            LogEvent.SERVICE_STARTING,
             "starting",
-            extra=event_fields(
-                LogEvent.SERVICE_STARTING,
-                threads=args.threads,
-                scheme=scheme,
-                connection_limit=settings.connection_limit,
-            ),
+            threads=args.threads,
+            scheme=scheme,
+            connection_limit=settings.connection_limit,
         )
         # The port is bound before the demo makes its key: a port in use stops the start
         # with one line and leaves no admin key behind that nobody saw.
         server = GracefulServer(
-            app, host=args.host, port=args.port, threads=args.threads, settings=settings
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            settings=settings,
+            lifecycle=lifecycle,
+            grace=grace,
         )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_format=settings.log_format)
     replay(held)
     try:
         demo = start_demo(runtime, with_key="apikeys" in settings.auth) if args.demo else None
@@ -179,7 +193,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         raise
     urls = [_url(host, port) for host, port in server.listening]
     for url in urls:
-        log.info("listening on %s", url, extra=event_fields(LogEvent.SERVICE_LISTENING, url=url))
+        log(LogEvent.SERVICE_LISTENING, "listening on %s", url, url=url)
 
     # The handlers go in before the line that says the server is up, so that whoever reads
     # that line (a test, a supervisor) may signal it at once and still get a clean stop.
@@ -189,16 +203,31 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         print(f"Serving on {', '.join(urls)} (Ctrl-C or SIGTERM stops it)", flush=True)
         server.serve_until_stopped()
     signum = server.signalled
-    log.info(
+    log(
+        LogEvent.SERVICE_STOPPED,
         "stopped",
-        extra=event_fields(
-            LogEvent.SERVICE_STOPPED,
-            signal=signal.Signals(signum).name if signum else None,
-            drained=server.drained,
-        ),
+        signal=signal.Signals(signum).name if signum else None,
+        drained=server.drained,
     )
     flush_logs()
     return 0
+
+
+def drain_grace(settings: Settings) -> float:
+    """``COMMERCE_DRAIN_GRACE_SECONDS``: seconds from 0 to ``DRAIN_SECONDS`` (0 if unset)."""
+    raw = settings.extra.get(DRAIN_GRACE_SETTING, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= DRAIN_SECONDS:
+        raise Misconfigured(
+            f"COMMERCE_DRAIN_GRACE_SECONDS={raw[:40]!r} is not a number of seconds from 0 to "
+            f"{DRAIN_SECONDS:g}"
+        )
+    return value
 
 
 def _within_descriptors(settings: Settings) -> Settings:
@@ -206,12 +235,14 @@ def _within_descriptors(settings: Settings) -> Settings:
     allowed = descriptors_for(settings.connection_limit)
     if allowed >= settings.connection_limit:
         return settings
-    log.warning(
+    log(
+        LogEvent.CONNECTION_LIMIT_LOWERED,
         "the file descriptor limit allows %d connections, not COMMERCE_CONNECTION_LIMIT=%d; "
         "raise `ulimit -n`",
         allowed,
         settings.connection_limit,
-        extra=event_fields(LogEvent.SERVICE_STARTING, connection_limit=allowed),
+        connection_limit=allowed,
+        requested=settings.connection_limit,
     )
     return dataclasses.replace(settings, connection_limit=allowed)
 
@@ -261,6 +292,11 @@ class GracefulServer:
     keeps going until every request in progress has been answered and flushed, closing each
     connection as it becomes idle, and only then stops the worker threads. A second signal,
     or ``DRAIN_SECONDS``, cuts the wait short.
+
+    From the signal on, ``lifecycle.draining`` is set, so ``/readyz`` answers 503 ``draining``.
+    With a ``grace`` (seconds), the server first keeps accepting and answering for that long,
+    so that whoever polls readiness (a load balancer, Kubernetes) learns of the stop and stops
+    sending before connections are refused.
     """
 
     def __init__(
@@ -271,8 +307,12 @@ class GracefulServer:
         port: int,
         threads: int,
         settings: Settings | None = None,
+        lifecycle: Lifecycle | None = None,
+        grace: float = 0.0,
     ) -> None:
         settings = Settings() if settings is None else settings
+        self._lifecycle = lifecycle
+        self._grace = grace
         self._map: dict[int, Any] = {}
         try:
             server = create_server(
@@ -320,6 +360,8 @@ class GracefulServer:
         if self._stopping:
             self._hurry = True
         self._stopping = True
+        if self._lifecycle is not None:
+            self._lifecycle.draining = True
         # Wakes the loop's select() at once; a bare write to a pipe, no lock taken.
         for listener in self._listeners:
             listener.pull_trigger()
@@ -346,6 +388,18 @@ class GracefulServer:
         try:
             while not self._stopping:
                 self._poll(float(self._adj.asyncore_loop_timeout))
+            signum = self.signalled
+            log(
+                LogEvent.DRAINING,
+                "draining: finishing the requests in progress, then closing",
+                signal=signal.Signals(signum).name if signum else None,
+                in_flight=sum(
+                    1
+                    for c in list(self._map.values())
+                    if isinstance(c, HTTPChannel) and (c.requests or c.request is not None)
+                ),
+            )
+            self._linger()
             self._drain()
         finally:
             self.close()
@@ -363,6 +417,12 @@ class GracefulServer:
             # Between two turns of the loop, so no connection is read while it is looked at.
             self._next_sweep = now + CLEANUP_SECONDS
             self._deadlines.sweep(self._map, now)
+
+    def _linger(self) -> None:
+        """Serve as before, listening sockets open, for the grace period (see the class)."""
+        deadline = time.monotonic() + self._grace
+        while not self._hurry and (left := deadline - time.monotonic()) > 0:
+            self._poll(min(left, float(self._adj.asyncore_loop_timeout)))
 
     def _drain(self) -> None:
         for listener in self._listeners:

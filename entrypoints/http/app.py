@@ -17,10 +17,15 @@ from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http import problems
 from commerce.entrypoints.http.concurrency import TenantConcurrency
-from commerce.entrypoints.http.context import AppContext
+from commerce.entrypoints.http.context import AppContext, Lifecycle
 from commerce.entrypoints.http.idempotency import Idempotency
 from commerce.entrypoints.http.media import JSON_HANDLER, encode
-from commerce.entrypoints.http.middleware import Authentication, BodyLimit, RequestContext
+from commerce.entrypoints.http.middleware import (
+    SLOW_REQUEST_MS,
+    Authentication,
+    BodyLimit,
+    RequestContext,
+)
 from commerce.entrypoints.http.openapi import openapi_document
 from commerce.entrypoints.http.ratelimit import RateLimit, TokenBuckets
 from commerce.entrypoints.http.routes import (
@@ -42,6 +47,8 @@ def create_app(
     rate_limiter: TokenBuckets | None = None,
     tenant_concurrency: int | None = None,
     instrumentations: Sequence[Instrumentation] = (),
+    slow_request_ms: float | None = SLOW_REQUEST_MS,
+    lifecycle: Lifecycle | None = None,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over ``storage``; a request is let in by the first authenticator that knows it.
 
@@ -52,6 +59,9 @@ def create_app(
     ``Settings.tenant_concurrency_for(threads)`` gives the configured one).
     ``instrumentations`` (tracing, metrics: plugins' ``commerce_instrumentations``) wrap the
     storage, add their middleware outside the service's own, and add their routes.
+    A request slower than ``slow_request_ms`` is logged as ``SLOW_REQUEST`` (``None``: never).
+    ``lifecycle`` is what ``/readyz`` reads to answer 503 ``draining`` once a stop begins
+    (``commerce serve`` sets it on SIGTERM).
     """
     for instrumentation in instrumentations:
         if instrumentation.wrap_storage is not None:
@@ -64,11 +74,19 @@ def create_app(
         ttl=idempotency_ttl,
         clock=clock,
     )
+    # An instrumentation's routes (``/metrics``) are public: the resource checks its own
+    # credentials, if any (a metrics token), rather than the API's.
+    extra_routes = [
+        route for instrumentation in instrumentations for route in instrumentation.routes
+    ]
+    public = {
+        (template, method): None for template, _ in extra_routes for method in ("GET", "HEAD")
+    }
     middleware: list[Any] = [
         *(m for instrumentation in instrumentations for m in instrumentation.middleware),
-        RequestContext(),
+        RequestContext(slow_ms=slow_request_ms),
         BodyLimit(max_bytes=max_body_bytes),
-        Authentication(authenticators, required_roles()),
+        Authentication(authenticators, {**required_roles(), **public}),
     ]
     if rate_limiter is not None:
         # After authentication: the buckets are the callers' tenants'.
@@ -86,7 +104,10 @@ def create_app(
     problems.install(app)
 
     ctx = AppContext(
-        storage=storage, openapi_json=encode(openapi_document()), max_body_bytes=max_body_bytes
+        storage=storage,
+        openapi_json=encode(openapi_document()),
+        max_body_bytes=max_body_bytes,
+        lifecycle=Lifecycle() if lifecycle is None else lifecycle,
     )
     built: dict[object, object] = {}
     for route in ROUTES:
@@ -94,9 +115,8 @@ def create_app(
         if resource is None:
             resource = built[route.resource] = answers_head(route.resource(ctx))
         app.add_route(route.template, resource)
-    for instrumentation in instrumentations:
-        for template, extra in instrumentation.routes:
-            app.add_route(template, extra)
+    for template, extra in extra_routes:
+        app.add_route(template, extra)
     return app
 
 
@@ -126,4 +146,5 @@ def get_app(
         rate_limiter=runtime.rate_limiter,
         tenant_concurrency=runtime.settings.tenant_concurrency_for(threads),
         instrumentations=runtime.instrumentations,
+        slow_request_ms=runtime.settings.slow_request_ms,
     )

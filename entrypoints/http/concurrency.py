@@ -7,7 +7,7 @@ one of its own slots and is then answered 429 with ``Retry-After``, so the other
 stay free for the other tenants.
 
 Queued while it moves, then refused: a request over the cap waits for a slot as long as
-the tenant's requests keep finishing (one at least every ``wait`` seconds, 0.5 by default;
+the tenant's requests keep finishing (one at least every ``wait`` seconds, 1 by default;
 5 s at the most), and at most ``limit`` of a tenant's requests wait at once (any more are
 refused at once). Quick requests (a sale takes milliseconds) then pass through the cap one
 after another with no 429 even when one tenant sends more at once than the server has
@@ -29,7 +29,7 @@ UNCAPPED = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 They are public, so they carry no principal and would not be counted anyway; the list says
 so even if one of them comes to require credentials."""
 
-DEFAULT_WAIT = 0.5
+DEFAULT_WAIT = 1.0
 """Seconds a request over its tenant's cap waits for a slot with none of the tenant's
 requests finishing, before the 429."""
 

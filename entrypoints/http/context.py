@@ -6,9 +6,23 @@ It lives apart from ``resources.py`` so that the resources never import the port
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from commerce.core.ports import Storage
+
+
+class Lifecycle:
+    """Where the process is in its life, as ``/readyz`` reports it.
+
+    ``commerce serve`` sets ``draining`` when a stop begins (SIGTERM, Ctrl-C); from then on
+    readiness answers 503 with the reason ``draining`` while the requests in progress finish.
+    A plain attribute, so that a signal handler may set it without taking a lock.
+    """
+
+    __slots__ = ("draining",)
+
+    def __init__(self) -> None:
+        self.draining = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,3 +30,4 @@ class AppContext:
     storage: Storage
     openapi_json: bytes
     max_body_bytes: int = 1 << 20
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)

@@ -18,7 +18,6 @@ is left for keys another process holds outside such a transaction.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 import time
@@ -29,12 +28,12 @@ import falcon
 
 from commerce.core.auth import Principal
 from commerce.core.errors import Conflict, InvalidInput, StorageUnavailable
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 from commerce.core.models import StoredResponse
 from commerce.core.ports import IdempotencyRecords, Transaction
 from commerce.entrypoints.http.bodies import read_body
 
-log = logging.getLogger("commerce.http")
+log = event_log("commerce.http")
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -126,6 +125,11 @@ class Idempotency:
             req.context.idempotency = (principal.tenant, key, transaction)
             return
         transaction.rollback()  # a replay changes nothing
+        log(
+            LogEvent.IDEMPOTENT_REPLAY,
+            "replayed the response kept for this Idempotency-Key",
+            original_status=stored.status,
+        )
         resp.status = stored.status
         for name, value in stored.headers:
             resp.set_header(name, value)
@@ -166,15 +170,14 @@ class Idempotency:
             _discard(resp)
             raise
         except Exception as exc:
-            log.error(
+            log(
+                LogEvent.REQUEST_FAILED,
                 "could not keep the response of an idempotency key",
                 exc_info=exc,
-                extra={
-                    "event": LogEvent.REQUEST_FAILED,
-                    "request_id": getattr(req.context, "request_id", None),
-                    "method": req.method,
-                    "path": req.path,
-                },
+                request_id=getattr(req.context, "request_id", None),
+                method=req.method,
+                path=req.path,
+                error=type(exc).__name__,
             )
             _discard(resp)
             raise StorageUnavailable(
@@ -199,10 +202,11 @@ class Idempotency:
             self._next_purge = now + PURGE_EVERY
             self._records.purge_idempotency_keys(self._clock() - self._ttl)
         except Exception as exc:
-            log.warning(
+            log(
+                LogEvent.STORAGE_UNAVAILABLE,
                 "could not purge old idempotency keys: %s",
-                exc,
-                extra={"event": LogEvent.STORAGE_UNAVAILABLE},
+                type(exc).__name__,
+                error=type(exc).__name__,
             )
         finally:
             self._purge_lock.release()

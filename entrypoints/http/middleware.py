@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 import uuid
@@ -10,12 +9,17 @@ from collections.abc import Mapping, Sequence
 
 import falcon
 
+from commerce.core import context
 from commerce.core.auth import Principal, Role
 from commerce.core.errors import Forbidden, Unauthorized
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 from commerce.core.ports import Authenticator
+from commerce.plugins import PROBE_PATHS
 
-log = logging.getLogger("commerce.http")
+log = event_log("commerce.http")
+
+SLOW_REQUEST_MS = 1000
+"""A request that takes longer is logged as ``SLOW_REQUEST`` (``COMMERCE_SLOW_REQUEST_MS``)."""
 
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -26,7 +30,20 @@ class RequestContext:
     A client's own id is kept when it looks like an id, so that its logs and ours line up; any
     other value is replaced rather than echoed, as it could carry anything into our logs.
     The record holds the path without the query string, which may hold secrets.
+
+    The request id, method and route template (and the tenant, once authenticated) are bound
+    in ``core.context`` for the request's duration, so that every line logged while it runs,
+    by any module or library, carries them. A request slower than ``slow_ms`` is logged again
+    as ``SLOW_REQUEST`` at WARNING.
     """
+
+    def __init__(
+        self, slow_ms: float | None = SLOW_REQUEST_MS, *, log_probes: bool = False
+    ) -> None:
+        self._slow_ms = slow_ms
+        # The health probes (``PROBE_PATHS``) are polled every few seconds: their lines would
+        # drown the others, so they are left out unless asked for (or slow).
+        self._quiet = frozenset() if log_probes else PROBE_PATHS
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         ctx = req.context
@@ -36,6 +53,18 @@ class RequestContext:
             ctx.request_id = given
         else:
             ctx.request_id = uuid.uuid4().hex
+        context.clear()  # the thread served another request before; none of its fields stay
+        context.bind(request_id=ctx.request_id, method=req.method)
+
+    def process_resource(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        resource: object,
+        params: dict[str, object],
+    ) -> None:
+        if req.uri_template:
+            context.bind(route=req.uri_template)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -43,24 +72,25 @@ class RequestContext:
         ctx = req.context
         request_id: str = ctx.request_id
         resp.set_header("X-Request-ID", request_id)
-        if log.isEnabledFor(logging.INFO):
-            status = resp.status_code
+        try:
             duration_ms = round((time.perf_counter() - ctx.started) * 1000, 3)
-            log.info(
-                "%s %s %d %.1fms",
-                req.method,
-                req.path,
-                status,
-                duration_ms,
-                extra={
-                    "event": LogEvent.REQUEST_COMPLETED,
+            slow = self._slow_ms is not None and duration_ms > self._slow_ms
+            quiet = req.path in self._quiet and not slow
+            if not quiet and (slow or log.enabled(LogEvent.REQUEST_COMPLETED)):
+                fields = {
                     "request_id": request_id,
                     "method": req.method,
                     "path": req.path,
-                    "status": status,
+                    "route": req.uri_template,
+                    "status": resp.status_code,
                     "duration_ms": duration_ms,
-                },
-            )
+                }
+                line = ("%s %s %d %.1fms", req.method, req.path, resp.status_code, duration_ms)
+                log(LogEvent.REQUEST_COMPLETED, *line, **fields)
+                if slow:
+                    log(LogEvent.SLOW_REQUEST, *line, threshold_ms=self._slow_ms, **fields)
+        finally:
+            context.clear()
 
 
 class BodyLimit:
@@ -127,7 +157,17 @@ class Authentication:
         if needed is None:
             return
         principal = self.authenticate(req.get_header("Authorization"))
+        context.bind(tenant=principal.tenant)
         if not principal.may(needed):
+            log(
+                LogEvent.ROLE_REFUSED,
+                "refused: this needs the %s role; the caller has %s",
+                needed.name,
+                principal.role.name,
+                needed=needed.name,
+                role=principal.role.name,
+                subject=principal.subject,
+            )
             raise Forbidden(
                 f"this needs the {needed.name} role; these credentials have {principal.role.name}"
             )
@@ -136,10 +176,21 @@ class Authentication:
     def authenticate(self, header: str | None) -> Principal:
         """The first principal an authenticator answers with; ``Unauthorized`` if none does."""
         token = bearer_token(header)
-        for authenticator in self._authenticators:
-            principal = authenticator.authenticate(token)
-            if principal is not None:
-                return principal
+        try:
+            for authenticator in self._authenticators:
+                principal = authenticator.authenticate(token)
+                if principal is not None:
+                    return principal
+        except Unauthorized:
+            _refused("rejected")  # an authenticator refused outright (an unknown tenant)
+            raise
         if token is None:
+            _refused("no_credentials" if header is None else "not_bearer")
             raise Unauthorized("send credentials as Authorization: Bearer <API key or JWT>")
+        _refused("not_accepted")
         raise Unauthorized("the bearer token was not accepted")
+
+
+def _refused(reason: str) -> None:
+    """Log a refused authentication by its reason; never the header or the token."""
+    log(LogEvent.AUTH_REFUSED, "authentication refused: %s", reason, reason=reason)

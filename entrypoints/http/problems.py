@@ -10,7 +10,6 @@ sent without being documented: an undeclared one is not sent at all.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Mapping
 from functools import cache
 from http import HTTPStatus
@@ -27,13 +26,14 @@ from commerce.core.errors import (
     IdempotencyMismatch,
     InsufficientStock,
     InvalidInput,
+    LevelChanged,
     NotFound,
     PreconditionFailed,
     StorageUnavailable,
     Unauthorized,
     error_classes,
 )
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 from commerce.entrypoints.http.media import encode
 
 MEDIA_PROBLEM = "application/problem+json"
@@ -43,7 +43,7 @@ links, so clients compare them as strings (docs/http.md lists them)."""
 
 WWW_AUTHENTICATE = 'Bearer realm="commerce"'
 
-log = logging.getLogger("commerce.http")
+log = event_log("commerce.http")
 
 
 CORE_ERRORS: dict[type[CommerceError], tuple[int, str]] = {
@@ -96,10 +96,13 @@ def extension_members(ex: CommerceError) -> dict[str, object]:
     declared = type(ex).extensions
     undeclared = sorted(name for name in ex.extra if name not in declared)
     if undeclared:
-        log.warning(
+        log(
+            LogEvent.CLIENT_ERROR,
             "%s carries undeclared extension members %s; add them to its extensions",
             type(ex).__name__,
             ", ".join(undeclared),
+            error=type(ex).__name__,
+            undeclared=undeclared,
         )
     return {name: value for name, value in ex.extra.items() if name in declared}
 
@@ -157,14 +160,15 @@ def handle_core_error(
             "WWW-Authenticate",
             WWW_AUTHENTICATE + (', error="invalid_token"' if presented else ""),
         )
+    elif isinstance(ex, PreconditionFailed) and not isinstance(ex, LevelChanged):
+        # An If-Match that no longer holds; a level's (LevelChanged) is logged by its use case.
+        log(LogEvent.CAS_CONFLICT, "%s", ex.detail, conflict="version", path=req.path)
     elif isinstance(ex, StorageUnavailable):
-        log.warning(
+        log(
+            LogEvent.STORAGE_UNAVAILABLE,
             "storage unavailable: %s",
             ex.detail,
-            extra={
-                "event": LogEvent.STORAGE_UNAVAILABLE,
-                **_request_fields(req),
-            },
+            **_request_fields(req),
         )
 
 
@@ -195,15 +199,14 @@ def handle_unexpected(
 ) -> None:
     """A 500 whose body says nothing about the failure; the log has the traceback."""
     fields = _request_fields(req)
-    log.error(
+    log(
+        LogEvent.REQUEST_FAILED,
         "request failed: %s %s",
         req.method,
         req.path,
         exc_info=ex,
-        extra={
-            "event": LogEvent.REQUEST_FAILED,
-            **fields,
-        },
+        error=type(ex).__name__,
+        **fields,
     )
     detail = "The server could not complete the request."
     if fields["request_id"]:

@@ -17,6 +17,9 @@ import falcon
 
 from commerce.core.auth import Principal
 from commerce.core.errors import Misconfigured
+from commerce.core.events import LogEvent, event_log
+
+log = event_log("commerce.http")
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600}
 _SPEC = re.compile(r"\s*(\d+)\s*(?:/\s*(second|minute|hour)s?)?\s*")
@@ -136,6 +139,12 @@ class RateLimit:
         decision = self._buckets.take(principal.tenant)
         req.context.rate_limit = decision
         if not decision.allowed:
+            log(
+                LogEvent.RATE_LIMITED,
+                "rate limited: retry after %d s",
+                decision.retry_after,
+                retry_after=decision.retry_after,
+            )
             raise falcon.HTTPTooManyRequests(
                 description=(
                     f"This tenant may send {self._buckets.policy.limit} requests per "

@@ -18,7 +18,12 @@ from msgspec import UNSET
 
 from commerce.core import usecases
 from commerce.core.auth import Principal
-from commerce.core.errors import LevelChanged, QuantityMismatch
+from commerce.core.errors import (
+    LevelChanged,
+    QuantityMismatch,
+    SchemaBehind,
+    StorageUnavailable,
+)
 from commerce.core.models import ChangeFilter
 from commerce.core.pagination import Page, PageRequest
 from commerce.entrypoints.http import bodies
@@ -34,6 +39,7 @@ from commerce.entrypoints.http.params import (
     parse_id,
     timestamp_param,
 )
+from commerce.entrypoints.http.problems import send_problem
 
 T = TypeVar("T")
 
@@ -380,18 +386,52 @@ class Health:
 
 
 class Ready:
-    """Readiness: storage answers (its ``check()`` raises ``StorageUnavailable``, a 503, if not).
+    """Readiness: whether this process should be sent traffic now; 503 with a ``reason`` if not.
 
-    ``check`` belongs to the storage bundle, not to a port: it asks whether storage can
-    answer at all, which no use case is about.
+    The reasons, in the order they are looked at: ``draining`` (the server is stopping and
+    finishing the requests in progress; storage is not asked), ``schema_behind`` (storage
+    answers but needs ``commerce db upgrade``), ``storage_unreachable`` (storage cannot answer).
+    The answer is a problem document (RFC 9457) with the reason as an extension member and a
+    ``Retry-After``. ``check`` belongs to the storage bundle, not to a port: it asks whether
+    storage can answer at all, which no use case is about.
     """
 
     def __init__(self, ctx: AppContext) -> None:
         self._check = ctx.storage.check
+        self._lifecycle = ctx.lifecycle
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._check()
-        resp.data = _OK
+        if self._lifecycle.draining:
+            detail = "the server is stopping; it finishes the requests in progress and exits"
+            _not_ready(resp, NOT_READY_DRAINING, detail, retry_after=DRAINING_RETRY_AFTER)
+            return
+        try:
+            self._check()
+        except SchemaBehind as exc:
+            _not_ready(resp, NOT_READY_SCHEMA, exc.detail, retry_after=exc.retry_after)
+        except StorageUnavailable as exc:
+            _not_ready(resp, NOT_READY_STORAGE, exc.detail, retry_after=exc.retry_after)
+        else:
+            resp.data = _OK
+
+
+NOT_READY_DRAINING = "draining"
+NOT_READY_SCHEMA = "schema_behind"
+NOT_READY_STORAGE = "storage_unreachable"
+DRAINING_RETRY_AFTER = 5
+"""Seconds a probe is told to wait during a drain; the process is gone soon after anyway."""
+
+
+def _not_ready(resp: falcon.Response, reason: str, detail: str, *, retry_after: int) -> None:
+    resp.set_header("Retry-After", str(retry_after))
+    send_problem(
+        resp,
+        503,
+        "storage-unavailable" if reason != NOT_READY_DRAINING else "draining",
+        "Storage Unavailable" if reason != NOT_READY_DRAINING else "Draining",
+        detail,
+        extra={"reason": reason},
+    )
 
 
 class OpenAPIDocument:

@@ -8,9 +8,21 @@ import logging
 import threading
 from typing import Any
 
+import pytest
+
+from commerce.core import context
+from commerce.core.errors import Misconfigured
 from commerce.core.events import LogEvent
+from commerce.entrypoints.cli import build_parser
 from commerce.entrypoints.config import Settings
-from commerce.entrypoints.logs import Throttle, configure_logging, event_fields, flush_logs
+from commerce.entrypoints.logs import (
+    QueueDepth,
+    Throttle,
+    check_format,
+    configure_logging,
+    event_fields,
+    flush_logs,
+)
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -34,13 +46,15 @@ def test_a_log_line_is_json_with_time_level_logger_event_id_and_message() -> Non
     assert line["time"].endswith("Z")  # RFC 3339, UTC
 
 
-def test_a_line_from_a_library_has_a_null_event_id() -> None:
+def test_a_line_from_a_library_is_a_library_message() -> None:
     stream = io.StringIO()
     configure_logging("INFO", stream)
     logging.getLogger("waitress").warning("something")
     (line,) = _lines(stream)
-    assert line["event_id"] is None
+    assert line["event_id"] == "CM9001"
+    assert line["event"] == "LIBRARY_MESSAGE"
     assert line["logger"] == "waitress"
+    assert line["level"] == "WARNING"
 
 
 def test_an_event_member_passed_as_extra_gives_its_id() -> None:
@@ -109,3 +123,103 @@ def test_lines_logged_from_many_threads_are_all_written_whole() -> None:
         thread.join()
     messages = {line["message"] for line in _lines(stream)}
     assert messages == {f"line {n}-{i}" for n in range(4) for i in range(200)}
+
+
+def test_the_bound_request_fields_are_on_every_line_library_lines_too() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    with context.bound(request_id="r-1", route="/chain", tenant="acme"):
+        logging.getLogger("sqlalchemy.engine").warning("slow query")
+        logging.getLogger("commerce.test").info("x", extra=event_fields(LogEvent.RATE_LIMITED))
+    logging.getLogger("commerce.test").info("after")
+    first, second, after = _lines(stream)
+    for line in (first, second):
+        assert (line["request_id"], line["route"], line["tenant"]) == ("r-1", "/chain", "acme")
+    assert first["event_id"] == "CM9001"
+    assert second["event_id"] == "CM2005"
+    assert "request_id" not in after
+
+
+def test_a_providers_fields_are_merged_into_each_line() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    context.providers.append(lambda: {"trace_id": "t" * 32, "span_id": "s" * 16})
+    try:
+        logging.getLogger("commerce.test").info("traced")
+    finally:
+        context.providers.pop()
+    (line,) = _lines(stream)
+    assert line["trace_id"] == "t" * 32
+    assert line["span_id"] == "s" * 16
+
+
+def test_console_lines_are_for_a_person() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream, log_format="console")
+    with context.bound(request_id="r-2"):
+        logging.getLogger("commerce.test").info(
+            "listening on %s", "x", extra=event_fields(LogEvent.SERVICE_LISTENING, url="http://h")
+        )
+    flush_logs()
+    (line,) = stream.getvalue().splitlines()
+    assert " INFO    CM1002 SERVICE_LISTENING listening on x  " in line
+    assert line.endswith("request_id=r-2 url=http://h")
+    assert not line.startswith("{")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_is_console_on_a_terminal_and_json_otherwise() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    configure_logging("INFO", terminal, log_format="auto")
+    logging.getLogger("commerce.test").info("hello")
+    flush_logs()
+    assert "CM9001 LIBRARY_MESSAGE hello" in terminal.getvalue()
+    configure_logging("INFO", pipe, log_format="auto")
+    logging.getLogger("commerce.test").info("hello")
+    assert _lines(pipe)[0]["message"] == "hello"
+
+
+def test_the_log_format_comes_from_commerce_log_format_or_the_option() -> None:
+    assert Settings.from_env({"COMMERCE_LOG_FORMAT": "Console"}).log_format == "console"
+    assert Settings.from_env({}).log_format == "auto"
+    assert build_parser().parse_args(["--log-format", "json", "plugins"]).log_format == "json"
+    assert build_parser().parse_args(["serve", "--log-format", "console"]).log_format == "console"
+    assert check_format("JSON") == "json"
+    with pytest.raises(Misconfigured, match="COMMERCE_LOG_FORMAT"):
+        check_format("xml")
+
+
+def test_waitress_queue_depth_warnings_become_one_event_with_the_depth() -> None:
+    now = [100.0]
+    depth = QueueDepth(5.0, clock=lambda: now[0])
+
+    def warning(n: int) -> logging.LogRecord:
+        return logging.LogRecord(
+            "waitress.queue", logging.WARNING, __file__, 1, "Task queue depth is %d", (n,), None
+        )
+
+    first = warning(3)
+    assert depth.filter(first)
+    assert first.event is LogEvent.QUEUE_BACKLOG  # type: ignore[attr-defined]
+    assert (first.depth, first.max_depth, first.suppressed) == (3, 3, 0)  # type: ignore[attr-defined]
+    assert not depth.filter(warning(9))
+    assert not depth.filter(warning(4))
+    now[0] += 5.0
+    later = warning(2)
+    assert depth.filter(later)
+    assert (later.depth, later.max_depth, later.suppressed) == (2, 9, 2)  # type: ignore[attr-defined]
+    assert later.getMessage() == "2 requests wait for a worker thread"
+
+
+def test_the_queue_depth_event_is_written_as_json() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    logging.getLogger("waitress.queue").warning("Task queue depth is %d", 7)
+    logging.getLogger("waitress.queue").warning("Task queue depth is %d", 8)
+    (line,) = _lines(stream)
+    assert line["event_id"] == "CM1006"
+    assert line["depth"] == 7

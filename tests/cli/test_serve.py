@@ -241,3 +241,31 @@ def test_with_commerce_auth_none_the_demo_says_authentication_is_off(tmp_path: P
         status, _, chains = server.get("/chain")
         assert status == 200
         assert len(chains) == 3
+
+
+def test_a_request_line_carries_the_route_template_tenant_and_request_id(
+    tmp_path: Path,
+) -> None:
+    with serving(tmp_path) as server:
+        server.get("/chain")
+        assert server.stop() == 0
+        records = server.log_lines()
+    [completed] = [r for r in records if r["event_id"] == "CM2001" and r["path"] == "/chain"]
+    assert completed["route"] == "/chain"
+    assert completed["tenant"] == "demo"
+    assert completed["method"] == "GET"
+    assert re.fullmatch(r"[0-9a-f]{32}", completed["request_id"])
+    assert server.key is not None
+    assert server.key not in (tmp_path / "serve.stderr").read_text(encoding="utf-8")
+
+
+def test_log_format_console_writes_lines_for_a_person(tmp_path: Path) -> None:
+    with serving(tmp_path, "--log-format", "console") as server:
+        server.get("/chain")
+        assert server.stop() == 0
+        text = (tmp_path / "serve.stderr").read_text(encoding="utf-8")
+    assert server.log_lines() == []  # no JSON
+    assert re.search(r"^\S+ INFO +CM1002 SERVICE_LISTENING listening on ", text, re.M)
+    [line] = [x for x in text.splitlines() if "CM2001 REQUEST_COMPLETED GET /chain " in x]
+    assert "route=/chain" in line
+    assert "tenant=demo" in line

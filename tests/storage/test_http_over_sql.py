@@ -60,6 +60,7 @@ def test_a_database_that_is_down_is_a_503_problem_with_retry_after(pg_url: str) 
             assert result.headers["content-type"] == "application/problem+json"
             assert int(result.headers["retry-after"]) >= 1
             assert result.json["status"] == 503
+        assert result.json["reason"] == "storage_unreachable"
     finally:
         storage.close()
 
@@ -70,6 +71,7 @@ def test_a_schema_that_is_behind_makes_readiness_fail(sqlite_url: str) -> None:
         result = _client(storage).simulate_get("/readyz")
         assert result.status_code == 503
         assert "commerce db upgrade" in result.json["detail"]
+        assert result.json["reason"] == "schema_behind"
     finally:
         storage.close()
 

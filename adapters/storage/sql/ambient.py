@@ -17,7 +17,6 @@ client's retry is safe.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -28,11 +27,11 @@ from sqlalchemy import exc
 from commerce.adapters.storage.sql.deadline import WATCHDOG, DeadlinePassed, Watch, current_watch
 from commerce.adapters.storage.sql.engine import is_retryable, translate
 from commerce.core.errors import StorageUnavailable
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 
 T = TypeVar("T")
 
-log = logging.getLogger(__name__)
+log = event_log(__name__)
 
 _DB_ERRORS = (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError)
 
@@ -160,10 +159,11 @@ class AmbientTransaction:
         try:
             self._transaction.rollback()
         except Exception as error:
-            log.warning(
+            log(
+                LogEvent.STORAGE_UNAVAILABLE,
                 "could not roll back a request's transaction: %s",
-                error,
-                extra={"event": LogEvent.STORAGE_UNAVAILABLE},
+                type(error).__name__,
+                error=type(error).__name__,
             )
             with contextlib.suppress(Exception):
                 self._conn.invalidate()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import logging
 import os
 import socket
 import threading
@@ -23,9 +22,9 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 
-log = logging.getLogger(__name__)
+log = event_log(__name__)
 
 
 class DeadlinePassed(Exception):
@@ -139,10 +138,11 @@ class Watchdog:
                     continue
             for watch in due:
                 if watch.fire():
-                    log.warning(
+                    log(
+                        LogEvent.STORAGE_UNAVAILABLE,
                         "a storage call ran past its deadline of %s s: connection cut",
                         watch.seconds,
-                        extra={"event": LogEvent.STORAGE_UNAVAILABLE},
+                        error="deadline",
                     )
 
 

@@ -21,8 +21,11 @@ from commerce.adapters.storage.sql.engine import (
     sqlstate,
     translate,
 )
+from commerce.core.events import LogEvent, event_log
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = event_log(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +76,30 @@ class AlembicSchemaManager:
                     # CockroachDB wants schema changes outside explicit transactions: every
                     # DDL statement commits alone (the migrations say IF NOT EXISTS for that).
                     conn.execution_options(isolation_level="AUTOCOMMIT")
+                before = read_revision(conn)
+                if conn.in_transaction():
+                    conn.commit()
                 config = _config()
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
                 if conn.in_transaction():
                     conn.commit()
                 revision = read_revision(conn)
+                if conn.in_transaction():
+                    conn.commit()
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise (translate(error) or error) from error
         finally:
             engine.dispose()
+        if revision != before:
+            log(
+                LogEvent.MIGRATION_APPLIED,
+                "schema migrated from %s to %s",
+                before or "nothing",
+                revision,
+                revision_from=before,
+                revision_to=revision,
+            )
         return revision or migrations().head
 
     def current(self) -> str | None:

@@ -17,7 +17,7 @@ from commerce.adapters.storage.sql.idempotency import SqlIdempotencyRecords
 from commerce.adapters.storage.sql.ids import IdGenerator, default_ids
 from commerce.adapters.storage.sql.inventory import SqlInventory
 from commerce.adapters.storage.sql.transactions import Transactor
-from commerce.core.errors import StorageUnavailable
+from commerce.core.errors import SchemaBehind
 from commerce.core.ports import Storage
 
 
@@ -56,12 +56,12 @@ def sql_storage(
         current = tx.read(schema.read_revision)
         migrations = schema.migrations()
         if current is None:
-            raise StorageUnavailable(
+            raise SchemaBehind(
                 f"the database has no schema yet, this version needs {migrations.head}: "
                 f"{UPGRADE_HINT}"
             )
         if current != migrations.head and current in migrations.known:
-            raise StorageUnavailable(
+            raise SchemaBehind(
                 f"database schema is at {current}, this version needs {migrations.head}: "
                 f"{UPGRADE_HINT}"
             )
@@ -69,6 +69,9 @@ def sql_storage(
     def close() -> None:
         if owns_engine:
             engine.dispose()
+
+    def stats() -> dict[str, float]:
+        return pool_stats(engine.pool)
 
     return SqlStorage(
         catalogue=SqlCatalogue(ctx),
@@ -78,6 +81,24 @@ def sql_storage(
         check=check,
         close=close,
         name=display(engine.url),
+        stats=stats,
         engine=engine,
         tx=tx,
     )
+
+
+def pool_stats(pool: sa.pool.Pool) -> dict[str, float]:
+    """A queue pool's gauges for metrics (``Storage.stats``): its ``size``, the connections
+    ``checked_out`` and ``checked_in``, and the ``overflow`` opened beyond its size; ``{}`` for
+    a pool that keeps no such counts (SQLite in memory's one connection). Never raises."""
+    if not isinstance(pool, sa.pool.QueuePool):
+        return {}
+    try:
+        return {
+            "size": float(pool.size()),
+            "checked_out": float(pool.checkedout()),
+            "checked_in": float(pool.checkedin()),
+            "overflow": float(max(pool.overflow(), 0)),
+        }
+    except Exception:  # a pool mid-dispose; the gauges wait for the next scrape
+        return {}

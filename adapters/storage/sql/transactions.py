@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -20,11 +19,11 @@ from commerce.adapters.storage.sql.engine import (
     translate,
 )
 from commerce.core.errors import StorageUnavailable
-from commerce.core.events import LogEvent
+from commerce.core.events import LogEvent, event_log
 
 T = TypeVar("T")
 
-log = logging.getLogger(__name__)
+log = event_log(__name__)
 
 _READ, _WRITE, _LOCKING = "read", "write", "locking"
 
@@ -169,13 +168,11 @@ class Transactor:
                 if is_retryable(error):
                     if attempt < self.attempts:
                         delay = self.backoff(attempt)
-                        log.info(
+                        log(
+                            LogEvent.TRANSACTION_RETRIED,
                             "transaction conflicted, retrying",
-                            extra={
-                                "event": LogEvent.TRANSACTION_RETRIED,
-                                "attempt": attempt,
-                                "delay": delay,
-                            },
+                            attempt=attempt,
+                            delay=delay,
                         )
                         self._sleep(delay)
                         if watch is not None and watch.fired:
@@ -196,8 +193,9 @@ class Transactor:
         if read_committed_available(conn):
             self._options[_LOCKING] = {"isolation_level": "READ COMMITTED"}
         self._detect_pending = False
-        log.info(
+        log(
+            LogEvent.STORAGE_OPENED,
             "level writes run at %s",
             self.locking_isolation,
-            extra={"event": LogEvent.STORAGE_OPENED, "isolation": self.locking_isolation},
+            isolation=self.locking_isolation,
         )

@@ -1,0 +1,1 @@
+"""Telemetry plugins: tracing and metrics, each switched on by its settings."""

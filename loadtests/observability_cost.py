@@ -1,0 +1,290 @@
+"""What observability costs: requests per second of one route with logs, traces and metrics
+on, against all of them off, on the same backend, in one run.
+
+    .venv/bin/python loadtests/observability_cost.py                  # 5 rounds of 5 s each
+    .venv/bin/python loadtests/observability_cost.py --seconds 10 --rounds 3
+    .venv/bin/python loadtests/observability_cost.py --breakdown      # each of the three alone too
+
+Two apps over one memory storage are served by in-process waitress servers (4 threads, as
+``commerce serve``): "off" has no instrumentation and logs at WARNING (so no request line is
+written); "on" has every instrumentation the installed plugins give with the settings below
+(tracing with its exporter on and every request sampled, metrics), and JSON logs at INFO to a
+file. The load is ``wrk`` when it is installed (``apt-get install -y wrk``), otherwise a
+threaded keep-alive client in a separate process, so that it does not share the server's
+GIL. They take turns (off, on, off, on, ...) so that a machine's drift hits all alike; the
+script prints each round, the median requests per second of each, and its ratio to "off".
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import importlib
+import multiprocessing
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from waitress import wasyncore
+from waitress.server import create_server
+
+from commerce.adapters.auth.none import NoAuthentication
+from commerce.adapters.storage.memory import memory_storage
+from commerce.core.models import NewChain, NewItem, NewStore
+from commerce.core.ports import Storage
+from commerce.entrypoints.bootstrap import bootstrap
+from commerce.entrypoints.config import Settings
+from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.logs import configure_logging, flush_logs
+from commerce.plugins import Instrumentation, get_plugin_manager
+
+TENANT = "bench"
+THREADS = 4
+TELEMETRY_PLUGINS = ("commerce.adapters.telemetry.tracing", "commerce.adapters.telemetry.metrics")
+"""Registered here if the installed entry points do not list them (yet)."""
+ON_SETTINGS = {
+    # Tracing: the standard OpenTelemetry variables; every request sampled, spans exported
+    # over OTLP/HTTP to a sink in another process that answers 200 to every batch (see
+    # ``otlp_sink``), so the export work (batching, protobuf, HTTP) is all paid.
+    "OTEL_TRACES_SAMPLER": "always_on",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    # Metrics: /metrics served by the app itself.
+    "COMMERCE_METRICS": "on",
+}
+"""The environment the "on" app's instrumentations are configured from (``--set`` adds)."""
+
+
+def seed(storage: Storage) -> str:
+    """One store with 20 items in stock; the path of the route measured."""
+    catalogue = storage.catalogue
+    catalogue.create_tenant(TENANT, "Bench")
+    chain = catalogue.create_chain(TENANT, NewChain(name="Chain"))
+    store = catalogue.create_store(TENANT, NewStore(chain_id=chain.id, name="Store"))
+    items = []
+    for n in range(20):
+        item = catalogue.create_item(
+            TENANT, NewItem(sku=f"SKU-{n}", name=f"Item {n}", cost=Decimal("1.50"))
+        )
+        storage.inventory.set_quantity(TENANT, store.id, item.id, 100 + n, actor="bench")
+        items.append(item.id)
+    return f"/stores/{store.id}/inventory?items={','.join(map(str, items[:10]))}"
+
+
+class Served:
+    """A waitress server in a thread of this process, on a free port, until ``close()``."""
+
+    def __init__(self, app: Any) -> None:
+        self._map: dict[int, Any] = {}
+        self._server = create_server(
+            app, map=self._map, host="127.0.0.1", port=0, threads=THREADS, ident="bench"
+        )
+        self.port = int(self._server.socket.getsockname()[1])  # type: ignore[union-attr]
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop:
+            wasyncore.loop(timeout=0.05, map=self._map, count=1)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        wasyncore.close_all(self._map)
+
+
+def _client_worker(port: int, path: str, until: float, counts: Any, index: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done = 0
+    while time.monotonic() < until:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"GET {path}: {response.status}")
+        done += 1
+    counts[index] = done
+    connection.close()
+
+
+def measure(port: int, path: str, seconds: int, connections: int, wrk: str | None) -> float:
+    """Requests per second of GET ``path`` for ``seconds``."""
+    if wrk is not None:
+        out = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        if "Non-2xx" in out:
+            raise SystemExit(f"wrk saw errors:\n{out}")
+        found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if found is None:
+            raise SystemExit(f"no Requests/sec in wrk's output:\n{out}")
+        return float(found.group(1))
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_run_client, args=(writer, port, path, seconds, connections), daemon=True
+    )
+    process.start()
+    total = reader.recv()
+    process.join()
+    return float(total) / seconds
+
+
+def _run_client(writer: Any, port: int, path: str, seconds: int, connections: int) -> None:
+    counts: list[int] = [0] * connections
+    until = time.monotonic() + seconds
+    threads = [
+        threading.Thread(target=_client_worker, args=(port, path, until, counts, i))
+        for i in range(connections)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.send(sum(counts))
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def _run_sink(writer: Any) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    writer.send(server.server_address[1])
+    server.serve_forever()
+
+
+def otlp_sink() -> tuple[str, Any]:
+    """An OTLP/HTTP endpoint in a process of its own that accepts and drops every batch."""
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_run_sink, args=(writer,), daemon=True)
+    process.start()
+    return f"http://127.0.0.1:{reader.recv()}/v1/traces", process
+
+
+def instrumentations(environ: Mapping[str, str]) -> Sequence[Instrumentation]:
+    """What the plugins answer for ``environ`` (OTEL_* are read from os.environ)."""
+    os.environ.update({k: v for k, v in environ.items() if k.startswith("OTEL_")})
+    env = {"COMMERCE_DATABASE_URL": "memory://", "COMMERCE_AUTH": "none", **environ}
+    pm = get_plugin_manager()
+    for name in TELEMETRY_PLUGINS:
+        module = importlib.import_module(name)
+        if not pm.is_registered(module):
+            pm.register(module, name=name)
+    return bootstrap(Settings.from_env(env), pm).instrumentations
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of a round (5)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each (5)")
+    parser.add_argument("--connections", type=int, default=8, help="client connections (8)")
+    parser.add_argument(
+        "--client", choices=("auto", "wrk", "python"), default="auto", help="load generator"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the 'on' instrumentations (repeatable)",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also measure logs, tracing and metrics each alone",
+    )
+    args = parser.parse_args(argv)
+    wrk = shutil.which("wrk") if args.client in ("auto", "wrk") else None
+    if args.client == "wrk" and wrk is None:
+        parser.error("wrk is not installed (apt-get install -y wrk)")
+
+    on_env = dict(ON_SETTINGS)
+    sink = None
+    if on_env.get("OTEL_TRACES_EXPORTER") == "otlp":
+        endpoint, sink = otlp_sink()
+        on_env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = endpoint
+    on_env.update(dict(item.split("=", 1) for item in args.set))
+    storage = memory_storage()
+    path = seed(storage)
+    auth = [NoAuthentication(TENANT)]
+    on_instrumentations = instrumentations(on_env)
+    by_name = {i.name: i for i in on_instrumentations}
+    # name -> (instrumentations, log level): "off" and "on" always; with --breakdown, each
+    # of the three alone too, so that the cost of each is known.
+    variants: dict[str, tuple[Sequence[Instrumentation], str]] = {
+        "off": ((), "WARNING"),
+        "on": (on_instrumentations, "INFO"),
+    }
+    if args.breakdown:
+        variants["logs"] = ((), "INFO")
+        for name in ("tracing", "metrics"):
+            if name in by_name:
+                variants[name] = ((by_name[name],), "WARNING")
+
+    log_dir = Path(tempfile.mkdtemp(prefix="observability-cost-"))
+    log_file = (log_dir / "serve.log").open("w", encoding="utf-8")
+    servers = {
+        name: Served(create_app(storage, auth, instrumentations=used))
+        for name, (used, _) in variants.items()
+    }
+    print(
+        f"GET {path} on memory://, {THREADS} server threads, {args.connections} connections, "
+        f"client {'wrk' if wrk else 'python'}; 'on' instrumentations: "
+        f"{sorted(by_name) or 'none installed'}; logs in {log_dir}"
+    )
+    figures: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for round_ in range(1, args.rounds + 1):
+            for name, (_, level) in variants.items():
+                configure_logging(level, stream=log_file, log_format="json")
+                # A short warm-up, so that a round does not pay for the other's last requests.
+                measure(servers[name].port, path, 1, args.connections, wrk)
+                rps = measure(servers[name].port, path, args.seconds, args.connections, wrk)
+                flush_logs()
+                figures[name].append(rps)
+                print(f"round {round_}  {name:>7}: {rps:9.1f} requests/s", flush=True)
+    finally:
+        for server in servers.values():
+            server.close()
+        for instrumentation in on_instrumentations:
+            if instrumentation.close is not None:
+                instrumentation.close()
+        flush_logs()
+        log_file.close()
+        if sink is not None:
+            sink.terminate()
+    off = statistics.median(figures["off"])
+    for name in variants:
+        median = statistics.median(figures[name])
+        print(f"median {name:>7}: {median:9.1f} requests/s   ratio to off: {median / off:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
