@@ -31,7 +31,7 @@ from commerce.core.errors import Conflict, InvalidInput, StorageUnavailable
 from commerce.core.events import LogEvent, event_log
 from commerce.core.models import StoredResponse
 from commerce.core.ports import IdempotencyRecords, Transaction
-from commerce.entrypoints.http.bodies import read_body
+from commerce.entrypoints.http.decoding import read_body
 
 log = event_log("commerce.http")
 

@@ -26,7 +26,7 @@ from commerce.core.errors import (
 )
 from commerce.core.models import ChangeFilter
 from commerce.core.pagination import Page, PageRequest
-from commerce.entrypoints.http import bodies
+from commerce.entrypoints.http import bodies, decoding
 from commerce.entrypoints.http.bodies import B
 from commerce.entrypoints.http.conditional import etag_of, require_match, send_representation
 from commerce.entrypoints.http.context import AppContext
@@ -138,7 +138,7 @@ class Resource:
         self._max_body_bytes = ctx.max_body_bytes
 
     def _body(self, req: falcon.Request, body_type: type[B]) -> B:
-        return bodies.decode(req, body_type, self._max_body_bytes)
+        return decoding.decode(req, body_type, self._max_body_bytes)
 
 
 class ChainCollection(Resource):
