@@ -52,6 +52,25 @@ class NotFound(CommerceError):
         self.key = key
 
 
+class FeatureDisabled(NotFound):
+    """A feature behind a flag is off for the caller's tenant; the problem names the flag.
+
+    The problem says that the feature is not enabled for this tenant, and nothing about any
+    other tenant: whether the flag is on elsewhere cannot be learned from it.
+    """
+
+    title = "Feature Disabled"
+    extensions: ClassVar[Mapping[str, Any]] = {"flag": str}
+
+    def __init__(self, flag: str) -> None:
+        CommerceError.__init__(
+            self, f"the feature {flag!r} is not enabled for this tenant", flag=flag
+        )
+        self.resource = "feature"
+        self.key = flag
+        self.flag = flag
+
+
 class InvalidInput(CommerceError):
     """A malformed id, query parameter or body field; ``field`` names it."""
 

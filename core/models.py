@@ -175,6 +175,15 @@ class ChangeFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    @property
+    def by_time(self) -> bool:
+        """Whether the entries are listed in time order, ``(created_at, id)``, instead of by
+        ``id``: when ``since`` or ``until`` is given, so that a backend reads exactly the range
+        between them on an index of the store's history by time. In id order it would walk
+        the entries before ``since`` (or, on the last page, after ``until``) to filter them
+        out, as ids do not follow times closely enough to bound a range by a time."""
+        return self.since is not None or self.until is not None
+
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:

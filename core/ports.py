@@ -31,6 +31,7 @@ from commerce.core.models import (
     StorePatch,
     Tenant,
 )
+from commerce.core.pagination import TimeKey
 
 
 @runtime_checkable
@@ -207,10 +208,17 @@ class Inventory(Protocol):
         store_id: int,
         where: ChangeFilter,
         *,
-        after: int | None,
+        after: int | TimeKey | None,
         limit: int,
     ) -> Sequence[LedgerEntry]:
-        """A store's ledger entries matching ``where``, ordered by ``id`` (the keyset key)."""
+        """A store's ledger entries matching ``where``, oldest first, at most ``limit``.
+
+        Ordered by ``id`` (the keyset key; ``after`` is an id), or, when ``where.by_time``
+        (``since`` or ``until`` is given), by ``(created_at, id)``, with ``after`` the
+        ``TimeKey`` of the last entry seen: only the entries of that time range are read,
+        however long the history around it. A ``TypeError`` if ``after`` is the other kind
+        of key.
+        """
         ...
 
     def list_levels_as_of(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from commerce.core import validation
+from commerce.core import spans, validation
 from commerce.core.apikeys import ApiKey, new_api_key
 from commerce.core.auth import Role
 from commerce.core.errors import (
@@ -20,6 +20,7 @@ from commerce.core.errors import (
     QuantityMismatch,
 )
 from commerce.core.events import LogEvent, event_log
+from commerce.core.flags import AS_OF_READS, COUNTED_SETS, DEFAULTS, Flags, require
 from commerce.core.models import (
     Adjustment,
     Chain,
@@ -36,7 +37,7 @@ from commerce.core.models import (
     StorePatch,
     Tenant,
 )
-from commerce.core.pagination import Page, PageRequest
+from commerce.core.pagination import Page, PageRequest, TimeKey
 from commerce.core.ports import ApiKeys, Catalogue, Inventory
 
 log = event_log("commerce.usecases")
@@ -56,6 +57,7 @@ API_KEY_ATTEMPTS = 3
 """New prefixes to try when one is already taken (about one chance in 10^12 each)."""
 
 
+@spans.usecase
 def create_tenant(catalogue: Catalogue, tenant_id: str, name: str | None = None) -> Tenant:
     """A new tenant; its id is also its name unless one is given."""
     tenant_id = validation.tenant_id("tenant", tenant_id)
@@ -63,10 +65,12 @@ def create_tenant(catalogue: Catalogue, tenant_id: str, name: str | None = None)
     return catalogue.create_tenant(tenant_id, validation.tenant_name("name", name))
 
 
+@spans.usecase
 def list_tenants(catalogue: Catalogue) -> Sequence[Tenant]:
     return catalogue.list_tenants()
 
 
+@spans.usecase
 def get_tenant(catalogue: Catalogue, tenant_id: str) -> Tenant:
     found = catalogue.get_tenant(validation.tenant_id("tenant", tenant_id))
     if found is None:
@@ -74,6 +78,7 @@ def get_tenant(catalogue: Catalogue, tenant_id: str) -> Tenant:
     return found
 
 
+@spans.usecase
 def tenant_exists(catalogue: Catalogue, tenant_id: str) -> bool:
     """Whether ``tenant_id`` is a well-formed id of a tenant that exists: what the tenant of a
     principal must be. A malformed id (a NUL, 100 characters) is ``False`` without asking
@@ -85,6 +90,7 @@ def tenant_exists(catalogue: Catalogue, tenant_id: str) -> bool:
     return catalogue.get_tenant(tenant_id) is not None
 
 
+@spans.usecase
 def create_api_key(api_keys: ApiKeys, tenant: str, role: Role) -> tuple[str, ApiKey]:
     """A new key of ``tenant``: the token, to be shown once, and the key as stored.
 
@@ -112,12 +118,14 @@ def create_api_key(api_keys: ApiKeys, tenant: str, role: Role) -> tuple[str, Api
     raise ApiKeyPrefixTaken()
 
 
+@spans.usecase
 def list_api_keys(catalogue: Catalogue, api_keys: ApiKeys, tenant: str) -> Sequence[ApiKey]:
     """The tenant's keys, revoked ones too; ``NotFound`` if there is no such tenant."""
     get_tenant(catalogue, tenant)
     return api_keys.list_api_keys(tenant)
 
 
+@spans.usecase
 def revoke_api_key(api_keys: ApiKeys, key_id: int) -> ApiKey:
     if key_id < 1:
         raise InvalidInput("key_id", "must be a positive integer")
@@ -136,11 +144,13 @@ def revoke_api_key(api_keys: ApiKeys, key_id: int) -> ApiKey:
 # -- catalogue reads ----------------------------------------------------------------------
 
 
+@spans.usecase
 def list_chains(catalogue: Catalogue, tenant: str, page: PageRequest) -> Page[Chain]:
     rows = catalogue.list_chains(tenant, after=page.after, limit=page.limit + 1)
     return Page.from_rows(CHAINS, rows, page, key=lambda c: c.id)
 
 
+@spans.usecase
 def get_chain(catalogue: Catalogue, tenant: str, chain_id: int) -> Chain:
     chain = catalogue.get_chain(tenant, chain_id)
     if chain is None:
@@ -148,6 +158,7 @@ def get_chain(catalogue: Catalogue, tenant: str, chain_id: int) -> Chain:
     return chain
 
 
+@spans.usecase
 def list_chain_stores(
     catalogue: Catalogue, tenant: str, chain_id: int, page: PageRequest
 ) -> Page[Store]:
@@ -156,6 +167,7 @@ def list_chain_stores(
     return Page.from_rows(STORES, rows, page, key=lambda s: s.id)
 
 
+@spans.usecase
 def get_store(catalogue: Catalogue, tenant: str, store_id: int) -> Store:
     found = catalogue.get_store(tenant, store_id)
     if found is None:
@@ -163,11 +175,13 @@ def get_store(catalogue: Catalogue, tenant: str, store_id: int) -> Store:
     return found
 
 
+@spans.usecase
 def list_items(catalogue: Catalogue, tenant: str, page: PageRequest) -> Page[Item]:
     rows = catalogue.list_items(tenant, after=page.after, limit=page.limit + 1)
     return Page.from_rows(ITEMS, rows, page, key=lambda i: i.id)
 
 
+@spans.usecase
 def get_item(catalogue: Catalogue, tenant: str, item_id: int) -> Item:
     item = catalogue.get_item(tenant, item_id)
     if item is None:
@@ -178,10 +192,12 @@ def get_item(catalogue: Catalogue, tenant: str, item_id: int) -> Item:
 # -- catalogue writes ---------------------------------------------------------------------
 
 
+@spans.usecase
 def create_chain(catalogue: Catalogue, tenant: str, new: NewChain) -> Chain:
     return catalogue.create_chain(tenant, validation.new_chain(new))
 
 
+@spans.usecase
 def update_chain(
     catalogue: Catalogue,
     tenant: str,
@@ -194,16 +210,19 @@ def update_chain(
     )
 
 
+@spans.usecase
 def delete_chain(
     catalogue: Catalogue, tenant: str, chain_id: int, expected_updated_at: datetime | None = None
 ) -> None:
     catalogue.delete_chain(tenant, chain_id, expected_updated_at=expected_updated_at)
 
 
+@spans.usecase
 def create_store(catalogue: Catalogue, tenant: str, new: NewStore) -> Store:
     return catalogue.create_store(tenant, validation.new_store(new))
 
 
+@spans.usecase
 def update_store(
     catalogue: Catalogue,
     tenant: str,
@@ -216,16 +235,19 @@ def update_store(
     )
 
 
+@spans.usecase
 def delete_store(
     catalogue: Catalogue, tenant: str, store_id: int, expected_updated_at: datetime | None = None
 ) -> None:
     catalogue.delete_store(tenant, store_id, expected_updated_at=expected_updated_at)
 
 
+@spans.usecase
 def create_item(catalogue: Catalogue, tenant: str, new: NewItem) -> Item:
     return catalogue.create_item(tenant, validation.new_item(new))
 
 
+@spans.usecase
 def update_item(
     catalogue: Catalogue,
     tenant: str,
@@ -238,6 +260,7 @@ def update_item(
     )
 
 
+@spans.usecase
 def delete_item(
     catalogue: Catalogue, tenant: str, item_id: int, expected_updated_at: datetime | None = None
 ) -> None:
@@ -247,6 +270,7 @@ def delete_item(
 # -- inventory ----------------------------------------------------------------------------
 
 
+@spans.usecase
 def list_store_inventory(
     catalogue: Catalogue,
     inventory: Inventory,
@@ -255,23 +279,34 @@ def list_store_inventory(
     page: PageRequest,
     item_ids: list[int] | None = None,
     as_of: datetime | None = None,
+    *,
+    flags: Flags = DEFAULTS,
+    role: Role | None = None,
 ) -> Page[InventoryLevel]:
     """A store's levels; with ``item_ids``, only those items (items with no level left out).
 
-    With ``as_of``, the levels as they were then, derived from the change ledger.
+    With ``as_of``, the levels as they were then, derived from the change ledger: only if the
+    flag ``as-of-reads`` is on for the tenant (and ``role``), else ``FeatureDisabled``.
     """
-    get_store(catalogue, tenant, store_id)
     if as_of is None:
         rows = inventory.list_levels(
             tenant, store_id, item_ids=item_ids, after=page.after, limit=page.limit + 1
         )
+        if not rows:
+            # A level belongs to a store of its own tenant (a foreign key says so): levels
+            # found prove the store is there, and only an empty answer needs it checked.
+            # So a read that finds levels is one call to storage, one round trip.
+            get_store(catalogue, tenant, store_id)
     else:
+        require(flags, AS_OF_READS, tenant, role)
+        get_store(catalogue, tenant, store_id)  # the ledger outlives a deleted store
         rows = inventory.list_levels_as_of(
             tenant, store_id, as_of, item_ids=item_ids, after=page.after, limit=page.limit + 1
         )
     return Page.from_rows(STORE_LEVELS, rows, page, key=lambda lv: lv.item_id)
 
 
+@spans.usecase
 def list_item_inventory(
     catalogue: Catalogue, inventory: Inventory, tenant: str, item_id: int, page: PageRequest
 ) -> Page[InventoryLevel]:
@@ -280,16 +315,18 @@ def list_item_inventory(
     return Page.from_rows(ITEM_LEVELS, rows, page, key=lambda lv: lv.store_id)
 
 
+@spans.usecase
 def get_level(
     catalogue: Catalogue, inventory: Inventory, tenant: str, store_id: int, item_id: int
 ) -> InventoryLevel:
-    get_store(catalogue, tenant, store_id)
     rows = inventory.list_levels(tenant, store_id, item_ids=[item_id], after=None, limit=1)
     if not rows:
+        get_store(catalogue, tenant, store_id)  # a level found proves the store (see above)
         raise NotFound("inventory level of item", item_id)
     return rows[0]
 
 
+@spans.usecase
 def find_level(
     catalogue: Catalogue, inventory: Inventory, tenant: str, store_id: int, item_id: int
 ) -> InventoryLevel | None:
@@ -300,6 +337,7 @@ def find_level(
     return rows[0] if rows else None
 
 
+@spans.usecase
 def set_quantity(
     inventory: Inventory,
     tenant: str,
@@ -310,7 +348,12 @@ def set_quantity(
     actor: str,
     expected_quantity: int | None = None,
     reference: str | None = None,
+    flags: Flags = DEFAULTS,
+    role: Role | None = None,
 ) -> InventoryLevel:
+    """A counted set: only if the flag ``counted-sets`` is on for the tenant (and ``role``),
+    else ``FeatureDisabled`` before anything is looked at."""
+    require(flags, COUNTED_SETS, tenant, role)
     validation.quantity("quantity", quantity)
     if expected_quantity is not None:
         validation.quantity("expected_quantity", expected_quantity)
@@ -351,6 +394,7 @@ def set_quantity(
     return level
 
 
+@spans.usecase
 def adjust_inventory(
     inventory: Inventory,
     tenant: str,
@@ -387,6 +431,7 @@ def adjust_inventory(
     return levels
 
 
+@spans.usecase
 def list_changes(
     catalogue: Catalogue,
     inventory: Inventory,
@@ -395,8 +440,28 @@ def list_changes(
     where: ChangeFilter,
     page: PageRequest,
 ) -> Page[LedgerEntry]:
+    """A store's ledger entries, oldest first: by ``id``, or with ``since`` or ``until`` by
+    ``(created_at, id)`` (``ChangeFilter.by_time``), whose cursors name both and are parsed
+    with ``PageRequest.parse(..., timed=True)``."""
     if where.since is not None and where.until is not None and where.since >= where.until:
         raise InvalidInput("until", "must be later than since")
+    after: int | TimeKey | None = page.after
+    if where.by_time:
+        after = page.after_key
+        if page.after is not None and after is None:
+            raise InvalidInput("cursor", "is not a cursor this list issued")
+    elif page.after_time is not None:
+        raise InvalidInput("cursor", "is not a cursor this list issued")
     get_store(catalogue, tenant, store_id)
-    rows = inventory.list_changes(tenant, store_id, where, after=page.after, limit=page.limit + 1)
-    return Page.from_rows(CHANGES, rows, page, key=lambda e: e.id)
+    rows = inventory.list_changes(tenant, store_id, where, after=after, limit=page.limit + 1)
+    if where.by_time:
+        return Page.from_rows(CHANGES, rows, page, key=_entry_id, time=_entry_time)
+    return Page.from_rows(CHANGES, rows, page, key=_entry_id)
+
+
+def _entry_id(entry: LedgerEntry) -> int:
+    return entry.id
+
+
+def _entry_time(entry: LedgerEntry) -> datetime:
+    return entry.created_at

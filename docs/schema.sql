@@ -1,4 +1,4 @@
--- The commerce schema for cockroachdb, at revision 0004.
+-- The commerce schema for cockroachdb, at revision 0005.
 -- Generated from the migrations by `commerce db upgrade --sql`; do not edit.
 -- Running it by hand leaves the database where `commerce db upgrade` would.
 CREATE TABLE alembic_version (
@@ -151,4 +151,10 @@ ALTER TABLE inventory_changes ADD CONSTRAINT ck_inventory_changes_delta_not_zero
 ALTER TABLE inventory_changes ADD CONSTRAINT ck_inventory_changes_quantity_before_not_negative CHECK (quantity_after - delta >= 0);
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
+
+-- Running upgrade 0004 -> 0005
+
+CREATE INDEX IF NOT EXISTS ix_inventory_changes_store_id_created_at_id ON inventory_changes (store_id, created_at, id);
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
 

@@ -18,10 +18,13 @@ from commerce.core import usecases
 from commerce.core.auth import Principal
 from commerce.core.errors import Misconfigured, Unauthorized
 from commerce.core.events import LogEvent, event_log
+from commerce.core.flags import Flags
 from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
+from commerce.core.ratelimit import RateLimiter
 from commerce.entrypoints.config import Settings
-from commerce.entrypoints.http.ratelimit import TokenBuckets, parse_policy
+from commerce.entrypoints.http.ratelimit import parse_policy
 from commerce.plugins import Instrumentation, check_hooks, get_plugin_manager
+from commerce.plugins.hookspecs import FlagsProvider, RateLimitStore
 from commerce.plugins.registry import Registry, scheme_of
 
 log = event_log("commerce.bootstrap")
@@ -39,6 +42,9 @@ TENANT_CACHE_LIMIT = 10_000
 
 REFUSED = "the bearer token was not accepted"
 """The words of every refused token, whichever authenticator refused it and why."""
+
+DEFAULT_FLAGS_PROVIDER = "file"
+"""The feature flags provider used unless ``COMMERCE_FLAGS_PROVIDER`` names another."""
 
 
 class Runtime:
@@ -112,15 +118,63 @@ class Runtime:
         return [instrumentation for answer in answers for instrumentation in answer]
 
     @cached_property
-    def rate_limiter(self) -> TokenBuckets | None:
+    def flags(self) -> Flags:
+        """The feature flags, from the provider ``COMMERCE_FLAGS_PROVIDER`` names (``file``:
+        the built-in one, which reads ``COMMERCE_FLAGS_FILE``); ``Misconfigured`` if unknown
+        or if its configuration is unusable."""
+        name = self.settings.extra.get("flags_provider", "").strip() or DEFAULT_FLAGS_PROVIDER
+        providers: dict[str, FlagsProvider] = {}
+        for answer in self.pm.hook.commerce_flag_providers():
+            for provider in answer:
+                if provider.name in providers:
+                    raise Misconfigured(
+                        f"two plugins provide the feature flags provider {provider.name!r}; "
+                        "uninstall one of them"
+                    )
+                providers[provider.name] = provider
+        if name not in providers:
+            raise Misconfigured(
+                f"no plugin provides the feature flags provider {name!r}; "
+                f"COMMERCE_FLAGS_PROVIDER may name: {', '.join(sorted(providers)) or 'none'}"
+            )
+        return providers[name].make(self.settings.plugin_settings())
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The per-tenant rate limit (``None``: off), its buckets in the store whose scheme
+        ``COMMERCE_RATE_LIMIT_STORE`` names; ``Misconfigured`` if no plugin keeps that one."""
         policy = parse_policy(self.settings.rate_limit, self.settings.rate_burst)
-        return None if policy is None else TokenBuckets(policy)
+        if policy is None:
+            return None
+        url = self.settings.rate_limit_store
+        stores: dict[str, RateLimitStore] = {}
+        for answer in self.pm.hook.commerce_rate_limit_stores():
+            for store in answer:
+                for scheme in store.schemes:
+                    if scheme in stores:
+                        raise Misconfigured(
+                            f"two plugins keep rate limits at {scheme}:// URLs; uninstall one"
+                        )
+                    stores[scheme] = store
+        found = stores.get(scheme_of(url))
+        if found is None:
+            raise Misconfigured(
+                f"COMMERCE_RATE_LIMIT_STORE: no plugin keeps rate limits at {scheme_of(url)}:// "
+                f"URLs; use one of: {', '.join(f'{s}://' for s in sorted(stores))}"
+            )
+        return found.open(url, policy, self.settings.plugin_settings())
 
     def close(self) -> None:
         # Flush and stop what the instrumentation started (exporters, a metrics server).
         for instrumentation in self.__dict__.pop("instrumentations", ()):
             if instrumentation.close is not None:
                 instrumentation.close()
+        flags = self.__dict__.pop("flags", None)
+        if flags is not None:
+            flags.close()
+        limiter = self.__dict__.pop("rate_limiter", None)
+        if limiter is not None:
+            limiter.close()
         if self._opened:
             self.storage.close()
             self._opened = False

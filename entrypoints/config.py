@@ -35,6 +35,9 @@ client that trickles a header line every few seconds (slowloris) is cut off afte
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 """Request line and headers together; a larger head is refused (431) before it is buffered."""
 
+DEFAULT_RATE_LIMIT_STORE = "memory://"
+"""Each process counts its own tenants' requests unless ``COMMERCE_RATE_LIMIT_STORE`` says."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -60,6 +63,9 @@ class Settings:
     """``COMMERCE_RATE_LIMIT``: requests per tenant, such as ``100/second``; off if unset."""
     rate_burst: str | None = None
     """``COMMERCE_RATE_BURST``: how many requests a tenant may send at once (default: the limit)."""
+    rate_limit_store: str = DEFAULT_RATE_LIMIT_STORE
+    """``COMMERCE_RATE_LIMIT_STORE``: where the rate limit's buckets live, by URL: ``memory://``
+    (each process its own) or ``redis://host:6379/0`` (shared by every process and host)."""
     tenant_concurrency: int | None = None
     """``COMMERCE_TENANT_CONCURRENCY``: requests one tenant may have in progress at once; 0
     turns the cap off; unset, a share of the server's threads (``tenant_concurrency_for``)."""
@@ -97,6 +103,8 @@ class Settings:
             slow_request_ms=_whole(env, "COMMERCE_SLOW_REQUEST_MS", 1000),
             rate_limit=env.get("COMMERCE_RATE_LIMIT", "").strip() or None,
             rate_burst=env.get("COMMERCE_RATE_BURST", "").strip() or None,
+            rate_limit_store=env.get("COMMERCE_RATE_LIMIT_STORE", "").strip()
+            or DEFAULT_RATE_LIMIT_STORE,
             tenant_concurrency=_tenant_concurrency(env.get("COMMERCE_TENANT_CONCURRENCY", "")),
             connection_limit=_whole(env, "COMMERCE_CONNECTION_LIMIT", DEFAULT_CONNECTION_LIMIT),
             idle_timeout=_whole(env, "COMMERCE_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),

@@ -9,20 +9,20 @@ console lines and anything else JSON.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
-import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from pythonjsonlogger.msgspec import MsgspecFormatter
+import msgspec
 
 from commerce.core import context
 from commerce.core.errors import Misconfigured
-from commerce.core.events import LogEvent
+from commerce.core.events import EVENT_FIELDS, LogEvent
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("auto", "json", "console")
@@ -51,49 +51,72 @@ def _event_of(record: logging.LogRecord) -> LogEvent:
     return LogEvent.LIBRARY_MESSAGE
 
 
-class EventJsonFormatter(MsgspecFormatter):
-    """Every line has ``time``, ``level``, ``logger``, ``event_id``, ``message`` and ``event``,
-    then the event's own fields and the request's bound ones (``core.context.current()``).
-
-    Encoded by msgspec, already the service's JSON library: at one line per request it keeps
-    about a tenth more throughput than the standard library's encoder, measured.
-
-    A line from a library (waitress, SQLAlchemy) that knows no events is ``CM9001``
-    ``LIBRARY_MESSAGE``; a record whose ``event`` is a ``LogEvent`` member is given that
-    member's ID, so callers may pass either ``event_fields(...)`` or ``extra={"event": ...}``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(
-            ["levelname", "name", "message"],
-            rename_fields={"levelname": "level", "name": "logger"},
-            timestamp="time",
-        )
-
-    def add_fields(
-        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
-        super().add_fields(log_data, record, message_dict)
-        event = _event_of(record)
-        log_data["event_id"] = event.id
-        log_data["event"] = event.name
-        for key, value in context.current().items():
-            log_data.setdefault(key, value)
-
-    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
-        # The fixed fields first, so that a person reading the raw stream finds them in place.
-        head = {key: log_data.pop(key) for key in _LEADING if key in log_data}
-        return {**head, **log_data}
-
-
-_LEADING = ("time", "level", "logger", "event_id", "message", "event")
-
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "event",
     "taskName",
+    EVENT_FIELDS,
 }
+
+
+class EventJsonFormatter(logging.Formatter):
+    """Every line has ``time``, ``level``, ``logger``, ``event_id``, ``message`` and ``event``,
+    then the event's own fields and the request's bound ones (``core.context.current()``).
+
+    Encoded by msgspec, already the service's JSON library (a value it cannot encode is
+    written as its ``str``). The formatter is the service's own rather than a generic JSON
+    formatter's: it knows which attributes of a record are an event's fields (the facade
+    names them), where a generic one inspects every attribute of every record; at a line
+    per request that halved the cost of a line (docs/logging.md).
+
+    A line from a library (waitress, SQLAlchemy) that knows no events is ``CM9001``
+    ``LIBRARY_MESSAGE``, its own extra attributes written as fields; a record whose
+    ``event`` is a ``LogEvent`` member is given that member's ID, so callers may pass either
+    ``event_fields(...)`` or ``extra={"event": ...}``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encode = msgspec.json.Encoder(enc_hook=str).encode
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = _event_of(record)
+        data: dict[str, Any] = {
+            "time": _utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "event_id": event.id,
+            "message": record.getMessage(),
+            "event": event.name,
+        }
+        attributes = vars(record)
+        names = attributes.get(EVENT_FIELDS)
+        if names is None:  # not from the facade: every attribute a plain record lacks
+            names = [key for key in attributes if key not in _RECORD_ATTRIBUTES]
+        for key in names:
+            data.setdefault(key, attributes[key])
+        for key, value in context.current().items():
+            data.setdefault(key, value)
+        if record.exc_info:
+            data["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exc_info"] = record.exc_text
+        if record.stack_info:
+            data["stack_info"] = self.formatStack(record.stack_info)
+        return self._encode(data).decode()
+
+
+_utc_second = (-1, "")
+
+
+def _utc(created: float) -> str:
+    """RFC 3339 in UTC with microseconds; the part down to the second is kept between calls."""
+    global _utc_second
+    second = int(created)
+    if _utc_second[0] != second:
+        _utc_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_utc_second[1]}.{int((created - second) * 1_000_000):06d}Z"
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -189,7 +212,12 @@ def _depth_of(record: logging.LogRecord) -> int:
     return 0
 
 
-THROTTLED_LOGGERS: dict[str, tuple[type[Throttle], float]] = {"waitress.queue": (QueueDepth, 5.0)}
+THROTTLED_LOGGERS: dict[str, tuple[type[Throttle], float]] = {
+    "waitress.queue": (QueueDepth, 5.0),
+    # The span processor warns "Queue full, dropping Span." once per span it drops: at a
+    # few thousand spans a second, a flood exactly when the exporter cannot keep up.
+    "opentelemetry.sdk._shared_internal": (Throttle, 5.0),
+}
 
 
 class BackgroundWriter(logging.Handler):
@@ -197,54 +225,67 @@ class BackgroundWriter(logging.Handler):
 
     With a line per request written by each request's thread, every line is a write() that
     hands the interpreter lock to another thread in mid-request; under load on two cores that
-    cost about a third of the throughput (docs/loadtesting.md). The writer thread writes
-    whatever lines have queued up in one call instead, so the cost falls as the load rises.
+    cost about a third of the throughput (docs/loadtesting.md). Handing each line to a writer
+    thread through a queue cost almost as much: the queue's lock and the wake-up of the
+    writer, per line. So a line is only appended to a deque (atomic, no lock, no wake-up) and
+    the writer wakes every ``interval`` seconds and writes whatever has gathered in one call;
+    a line is on its way within that interval. ``flush()`` writes at once.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, interval: float = 0.1) -> None:
         super().__init__()
         self.stream = stream
-        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._interval = interval
+        self._lines: collections.deque[str] = collections.deque()
+        self._write_lock = threading.Lock()
+        self._stopped = threading.Event()
         self._writer = threading.Thread(
-            target=self._write_batches, name="commerce-log-writer", daemon=True
+            target=self._write_periodically, name="commerce-log-writer", daemon=True
         )
         self._writer.start()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._lines.put(self.format(record))
+            line = self.format(record)
         except Exception:
             self.handleError(record)
+            return
+        if self._stopped.is_set():  # after close(): nothing drains the deque any more
+            self._write([line])
+        else:
+            self._lines.append(line)
 
     def flush(self) -> None:
         """Return once every line handed over so far has been written."""
-        if self._writer.is_alive():
-            self._lines.join()
+        self._drain()
 
     def close(self) -> None:
-        if self._writer.is_alive():
-            self._lines.put(None)
+        if not self._stopped.is_set():
+            self._stopped.set()
             self._writer.join(timeout=5)
+            self._drain()
         super().close()
 
-    def _write_batches(self) -> None:
-        done = False
-        while not done:
-            batch = [self._lines.get()]
-            with contextlib.suppress(queue.Empty):
+    def _write_periodically(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._drain()
+
+    def _drain(self) -> None:
+        # One drainer at a time, so that lines are written in the order they were logged.
+        with self._write_lock:
+            lines = []
+            with contextlib.suppress(IndexError):
                 while True:
-                    batch.append(self._lines.get_nowait())
-            lines = [line for line in batch if line is not None]
-            done = len(lines) < len(batch)
-            try:
-                if lines:
-                    self.stream.write("\n".join(lines) + "\n")
-                    self.stream.flush()
-            except (OSError, ValueError):
-                pass  # stderr is closed or gone: there is nowhere left to report it
-            finally:
-                for _ in batch:
-                    self._lines.task_done()
+                    lines.append(self._lines.popleft())
+            if lines:
+                self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr is closed or gone: there is nowhere left to report it
 
 
 def flush_logs() -> None:

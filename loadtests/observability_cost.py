@@ -23,10 +23,8 @@ import http.server
 import importlib
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -35,8 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from waitress import wasyncore
-from waitress.server import create_server
+from _servers import Served, run_wrk
 
 from commerce.adapters.auth.none import NoAuthentication
 from commerce.adapters.storage.memory import memory_storage
@@ -64,6 +61,17 @@ ON_SETTINGS = {
 """The environment the "on" app's instrumentations are configured from (``--set`` adds)."""
 
 
+def open_storage(url: str) -> Storage:
+    """``memory://``, or the SQL database at ``url``, migrated to the current schema."""
+    if url == "memory://":
+        return memory_storage()
+    runtime = bootstrap(Settings(database_url=url))
+    manager = runtime.schema_manager()
+    if manager is not None:
+        manager.upgrade()
+    return runtime.storage
+
+
 def seed(storage: Storage) -> str:
     """One store with 20 items in stock; the path of the route measured."""
     catalogue = storage.catalogue
@@ -78,30 +86,6 @@ def seed(storage: Storage) -> str:
         storage.inventory.set_quantity(TENANT, store.id, item.id, 100 + n, actor="bench")
         items.append(item.id)
     return f"/stores/{store.id}/inventory?items={','.join(map(str, items[:10]))}"
-
-
-class Served:
-    """A waitress server in a thread of this process, on a free port, until ``close()``."""
-
-    def __init__(self, app: Any) -> None:
-        self._map: dict[int, Any] = {}
-        self._server = create_server(
-            app, map=self._map, host="127.0.0.1", port=0, threads=THREADS, ident="bench"
-        )
-        self.port = int(self._server.socket.getsockname()[1])  # type: ignore[union-attr]
-        self._stop = False
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop:
-            wasyncore.loop(timeout=0.05, map=self._map, count=1)
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join()
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        wasyncore.close_all(self._map)
 
 
 def _client_worker(port: int, path: str, until: float, counts: Any, index: int) -> None:
@@ -121,18 +105,16 @@ def _client_worker(port: int, path: str, until: float, counts: Any, index: int) 
 def measure(port: int, path: str, seconds: int, connections: int, wrk: str | None) -> float:
     """Requests per second of GET ``path`` for ``seconds``."""
     if wrk is not None:
-        out = subprocess.run(
-            [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        if "Non-2xx" in out:
-            raise SystemExit(f"wrk saw errors:\n{out}")
-        found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        if found is None:
-            raise SystemExit(f"no Requests/sec in wrk's output:\n{out}")
-        return float(found.group(1))
+        result = run_wrk(
+            f"http://127.0.0.1:{port}{path}",
+            seconds=seconds,
+            connections=connections,
+            threads=2,
+            wrk=wrk,
+        )
+        if result.non_2xx:
+            raise SystemExit(f"wrk saw errors:\n{result.output}")
+        return result.requests_per_second
     context = multiprocessing.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(
@@ -215,6 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an environment variable for the 'on' instrumentations (repeatable)",
     )
     parser.add_argument(
+        "--database",
+        default="memory://",
+        metavar="URL",
+        help="the storage, migrated and seeded anew (memory://; an SQLite file or a "
+        "PostgreSQL database must not hold the tenant 'bench' yet)",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also measure logs, tracing and metrics each alone",
@@ -230,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         endpoint, sink = otlp_sink()
         on_env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = endpoint
     on_env.update(dict(item.split("=", 1) for item in args.set))
-    storage = memory_storage()
+    storage = open_storage(args.database)
     path = seed(storage)
     auth = [NoAuthentication(TENANT)]
     on_instrumentations = instrumentations(on_env)
@@ -250,11 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="observability-cost-"))
     log_file = (log_dir / "serve.log").open("w", encoding="utf-8")
     servers = {
-        name: Served(create_app(storage, auth, instrumentations=used))
+        name: Served(create_app(storage, auth, instrumentations=used), threads=THREADS)
         for name, (used, _) in variants.items()
     }
     print(
-        f"GET {path} on memory://, {THREADS} server threads, {args.connections} connections, "
+        f"GET {path} on {args.database.partition(':')[0]}, {THREADS} server threads, "
+        f"{args.connections} connections, "
         f"client {'wrk' if wrk else 'python'}; 'on' instrumentations: "
         f"{sorted(by_name) or 'none installed'}; logs in {log_dir}"
     )

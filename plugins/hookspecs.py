@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import pluggy
 
+from commerce.core.flags import Flags
 from commerce.core.ports import Authenticator, BulkLoader, SchemaManager, Storage
+from commerce.core.ratelimit import RateLimiter, RatePolicy
 
 PROJECT = "commerce"
 
@@ -77,6 +79,36 @@ class Instrumentation:
     close: Callable[[], None] | None = None
 
 
+@dataclass(frozen=True)
+class FlagsProvider:
+    """Feature flags that ``COMMERCE_FLAGS_PROVIDER`` may name (``file`` by default).
+
+    ``make(settings)`` builds the ``core.flags.Flags`` port; it reads its configuration now
+    and raises ``core.errors.Misconfigured`` (one line, exit 2) when that is unusable.
+    """
+
+    name: str
+    make: Callable[[Settings], Flags]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RateLimitStore:
+    """Where the per-tenant rate limit keeps its buckets, for ``COMMERCE_RATE_LIMIT_STORE``.
+
+    ``open(url, policy, settings)`` returns the ``core.ratelimit.RateLimiter`` for a URL of
+    one of ``schemes``; it connects lazily, so a store that is down at start does not stop
+    the service (the limiter decides what to do meanwhile). ``shared``: whether processes
+    and hosts that use the same URL count into the same buckets.
+    """
+
+    name: str
+    schemes: tuple[str, ...]
+    open: Callable[[str, RatePolicy, Settings], RateLimiter]
+    shared: bool = False
+    description: str = ""
+
+
 PROBE_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz"})
 """The health probes, polled every few seconds by supervisors and load balancers. They stay
 out of the access log, metrics and traces by default: an instrumentation skips a request
@@ -98,6 +130,27 @@ def commerce_storage_backends() -> list[StorageBackend]:
     names both plugins.
     """
     return []
+
+
+@hookspec
+def commerce_flag_providers() -> list[FlagsProvider]:
+    """The feature flag providers this plugin provides. All answers are concatenated; the
+    service uses the one ``COMMERCE_FLAGS_PROVIDER`` names (default ``file``)."""
+    return []
+
+
+@hookspec
+def commerce_rate_limit_stores() -> list[RateLimitStore]:
+    """The rate limit stores this plugin provides. All answers are concatenated; the service
+    uses the one whose scheme ``COMMERCE_RATE_LIMIT_STORE`` names (default ``memory://``)."""
+    return []
+
+
+@hookspec
+def commerce_worker_exited(pid: int) -> None:
+    """``commerce serve --workers N``: the worker process ``pid`` has exited (called in the
+    supervising process). A plugin that keeps a process's share outside the process (the
+    metrics' files) lets go of it here."""
 
 
 @hookspec

@@ -84,18 +84,27 @@ class _ThreadingWSGIServer(WSGIServer):
             self.shutdown_request(request)
 
 
+class _SharedPortWSGIServer(_ThreadingWSGIServer):
+    """Bound with ``SO_REUSEPORT``: every worker of ``serve --workers`` listens on the metrics
+    port, the kernel hands each scrape to one of them, and each answers with the sum."""
+
+    allow_reuse_port = True
+
+
 def serve_on_port(metrics: Metrics, config: MetricsConfig) -> Callable[[], None]:
     """Serve ``/metrics`` on ``config.port`` in a daemon thread; returns what stops it.
 
-    Without a token this is prometheus-client's ``start_http_server``; with one, the client's
-    WSGI app behind the same bearer check, on a small threading server of the same kind.
+    Without a token, in one process, this is prometheus-client's ``start_http_server``;
+    otherwise the client's WSGI app (behind the bearer check, if there is a token) on a small
+    threading server of the same kind, which shares the port with the other workers in
+    multiprocess mode.
     """
     assert config.port is not None
-    if config.token is None:
+    if config.token is None and not metrics.multiprocess:
         server, thread = start_http_server(config.port, config.addr, registry=metrics.registry)
     else:
         inner = make_wsgi_app(metrics.registry)
-        token = config.token.encode()
+        token = None if config.token is None else config.token.encode()
 
         def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             if not token_matches(token, environ.get("HTTP_AUTHORIZATION")):
@@ -108,8 +117,9 @@ def serve_on_port(metrics: Metrics, config: MetricsConfig) -> Callable[[], None]
             metrics.refresh_pool()
             return cast(Iterable[bytes], inner(environ, start_response))
 
+        server_class = _SharedPortWSGIServer if metrics.multiprocess else _ThreadingWSGIServer
         server = make_server(
-            config.addr, config.port, app, _ThreadingWSGIServer, handler_class=_QuietHandler
+            config.addr, config.port, app, server_class, handler_class=_QuietHandler
         )
         thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
         thread.start()

@@ -14,16 +14,20 @@ On by default; the settings (``COMMERCE_*``, see docs/observability.md):
 What is measured: requests by method, route template and status (count and latency), requests
 in flight, every storage port call's latency by port and method, the storage pool's gauges
 (``Storage.stats``), and, from the log events (``core.events.listeners``), transaction
-retries, inventory changes by outcome, authentication refusals by reason, rate-limit refusals
-and every event by its ID.
+retries, inventory changes by outcome, authentication refusals by reason, rate-limit refusals,
+feature flag evaluations by flag and result, and every event by its ID.
 
-Several server processes: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty directory shared by
-them before any starts (prometheus-client reads it when first imported). Each process then
-writes its values to files there and ``/metrics``, answered by any of them, adds up every
-process's files (``MultiProcessCollector``). The supervisor empties the directory before a
-start and calls ``prometheus_client.multiprocess.mark_process_dead(pid)`` when a worker exits
-(its in-flight and pool gauges then stop counting). The process, platform and GC collectors
-are left out in that mode, as the client documents.
+Several server processes (``commerce serve --workers N`` sets this up itself): set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory shared by them before any starts. Each
+process then writes its values to files there and ``/metrics``, answered by any of them, adds
+up every process's files (``MultiProcessCollector``): counters and histograms are summed
+(those of a worker that died included, so totals never go back), the in-flight and pool
+gauges summed over the live processes. The supervisor empties the directory before a start
+and, through ``commerce_worker_exited``, this plugin calls
+``prometheus_client.multiprocess.mark_process_dead(pid)`` when a worker exits. With
+``COMMERCE_METRICS_PORT``, every worker listens on that port (``SO_REUSEPORT``) and any of
+them answers a scrape with the sum. The process, platform and GC collectors are left out in
+that mode, as the client documents.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    values,
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -134,6 +139,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         own: CollectorRegistry | None = self.registry
         if multiproc_dir is not None:
+            _write_values_to_files()
             MultiProcessCollector(self.registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
             own = None  # the values live in files; the served registry reads those
         else:
@@ -202,6 +208,13 @@ class Metrics:
             "Requests refused by the per-tenant rate limit (429).",
             registry=own,
         )
+        self.flag_evaluations = Counter(
+            "commerce_flag_evaluations",
+            "Feature flag evaluations of requests, by flag and result: on (the request went "
+            "on), off (refused, 404 feature-disabled).",
+            ("flag", "result"),
+            registry=own,
+        )
         self.events = Counter(
             "commerce_log_events",
             "Events logged through the event facade, by ID and name, whatever the log level "
@@ -236,6 +249,9 @@ class Metrics:
                 self.auth_refusals.labels("role").inc()
             elif event is LogEvent.RATE_LIMITED:
                 self.rate_limited.inc()
+            elif event is LogEvent.FLAG_EVALUATED or event is LogEvent.FEATURE_DISABLED:
+                result = "on" if event is LogEvent.FLAG_EVALUATED else "off"
+                self.flag_evaluations.labels(str(fields.get("flag", "unknown"))[:40], result).inc()
         except Exception:  # noqa: S110 - a listener must never fail the call it observes
             pass
 
@@ -341,6 +357,17 @@ class RequestMetrics:
             metrics.refresh_pool()
 
 
+def _write_values_to_files() -> None:
+    """Make the metrics made from now on write to ``PROMETHEUS_MULTIPROC_DIR``'s files.
+
+    prometheus-client chooses how values are kept when it is first imported; the plugin
+    manager imports it before ``serve --workers`` has set the directory, so it is chosen
+    again here, before the first metric of the process is made.
+    """
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
 _per_process: dict[str, Metrics] = {}
 _per_process_lock = threading.Lock()
 
@@ -381,6 +408,14 @@ def instrumentation(config: MetricsConfig) -> Instrumentation:
         wrap_storage=metrics.wrap_storage,
         close=close,
     )
+
+
+@hookimpl
+def commerce_worker_exited(pid: int) -> None:
+    """A worker of ``serve --workers`` exited: its live gauges no longer count."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path and os.path.isdir(path):
+        mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
 
 @hookimpl

@@ -19,9 +19,9 @@ EXIT_ERROR = 2
 
 def _command_modules() -> list[ModuleType]:
     """Each module adds its verb with ``register(subparsers)``; the parser calls ``run``."""
-    from commerce.entrypoints.cli import db, info, keys, seed, serve, tenants
+    from commerce.entrypoints.cli import db, flags, info, keys, seed, serve, tenants
 
-    return [serve, db, seed, tenants, keys, info]
+    return [serve, db, seed, tenants, keys, flags, info]
 
 
 class _Parser(argparse.ArgumentParser):

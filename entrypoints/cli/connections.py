@@ -1,4 +1,5 @@
-"""How ``commerce serve``'s waitress treats connections: limits, timeouts, its own error answers.
+"""How ``commerce serve``'s waitress takes connections: where, how many, for how long, its
+own error answers.
 
 waitress reads every connection in one event loop and hands a request to a worker thread
 only once it has arrived in full, so an idle or slow connection costs a socket, never a
@@ -12,8 +13,12 @@ front must still do.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import ipaddress
 import json
 import select
+import socket
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +26,10 @@ from typing import Any
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
+from commerce.core.events import LogEvent, event_log
 from commerce.entrypoints.config import Settings
+
+log = event_log("commerce.serve")
 
 CLEANUP_SECONDS = 1
 """How often idle connections past the idle timeout, and requests past the read timeout,
@@ -37,6 +45,52 @@ _SLUGS = {
     431: ("request-header-fields-too-large", "Request Header Fields Too Large"),
     501: ("not-implemented", "Not Implemented"),
 }
+
+
+# -- the command line's words for where to listen -------------------------------------
+def listen_host(raw: str) -> str:
+    """An address to listen on: an IP address, or a name this machine resolves."""
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        pass
+    else:
+        return raw
+    if raw and not raw.replace(".", "").isdigit():
+        try:
+            socket.getaddrinfo(raw, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (OSError, UnicodeError):
+            pass
+        else:
+            return raw
+    raise argparse.ArgumentTypeError(
+        f"not an address to listen on: {raw[:80]!r} (an IPv4 address such as 127.0.0.1 or "
+        "0.0.0.0, an IPv6 address such as ::1, or a host name this machine resolves)"
+    )
+
+
+def port_number(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"not a port number: {raw[:40]!r} (a whole number from 0 to 65535; 0 picks a free one)"
+        )
+    return value
+
+
+def positive_whole(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"not a positive integer: {raw[:40]!r} (a whole number of 1 or more)"
+        )
+    return value
 
 
 def waitress_options(settings: Settings) -> dict[str, Any]:
@@ -76,6 +130,23 @@ def descriptors_for(connections: int) -> int:
     if target >= needed:
         return connections
     return max(target // 2, target - FD_MARGIN)
+
+
+def within_descriptors(settings: Settings) -> Settings:
+    """``settings`` with a connection limit the process's file descriptor limit allows."""
+    allowed = descriptors_for(settings.connection_limit)
+    if allowed >= settings.connection_limit:
+        return settings
+    log(
+        LogEvent.CONNECTION_LIMIT_LOWERED,
+        "the file descriptor limit allows %d connections, not COMMERCE_CONNECTION_LIMIT=%d; "
+        "raise `ulimit -n`",
+        allowed,
+        settings.connection_limit,
+        connection_limit=allowed,
+        requested=settings.connection_limit,
+    )
+    return dataclasses.replace(settings, connection_limit=allowed)
 
 
 class ReadDeadlines:

@@ -56,7 +56,12 @@ def run_upgrade(args: argparse.Namespace, ctx: CliContext) -> int:
         return 0
     before = manager.current()
     after = manager.upgrade()
-    if before == after:
+    if after != manager.head():
+        print(
+            f"{after}: the database is at a newer revision than this version knows "
+            f"({manager.head()}); nothing to do (docs/deploy.md, rolling back)"
+        )
+    elif before == after:
         print(f"{after} (head): already up to date")
     else:
         print(f"{after} (head): upgraded from {before or 'an empty database'}")

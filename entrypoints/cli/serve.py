@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import ipaddress
 import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -21,12 +20,16 @@ from waitress.server import BaseWSGIServer, create_server
 
 from commerce.core.errors import Misconfigured
 from commerce.core.events import LogEvent, event_log
+from commerce.entrypoints.bootstrap import Runtime
 from commerce.entrypoints.cli.connections import (
     CLEANUP_SECONDS,
     ProblemChannel,
     ReadDeadlines,
-    descriptors_for,
+    listen_host,
+    port_number,
+    positive_whole,
     waitress_options,
+    within_descriptors,
 )
 from commerce.entrypoints.cli.context import CliContext
 from commerce.entrypoints.config import Settings
@@ -57,18 +60,34 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--host",
-        type=_host,
+        type=listen_host,
         default="127.0.0.1",
         help="address to listen on: an IP address or a host name (%(default)s)",
     )
     parser.add_argument(
-        "--port", type=_port, default=8000, help="port to listen on; 0 picks a free one (8000)"
+        "--port",
+        type=port_number,
+        default=8000,
+        help="port to listen on; 0 picks a free one (8000)",
     )
     parser.add_argument(
         "--threads",
-        type=_positive,
+        type=positive_whole,
         default=DEFAULT_THREADS,
         help=f"worker threads answering requests ({DEFAULT_THREADS})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_whole,
+        default=1,
+        help="processes sharing the port, each with --threads threads; more than 1 needs a "
+        "POSIX system and a database they share, see docs/performance.md (1)",
+    )
+    parser.add_argument(
+        "--cpu-affinity",
+        action="store_true",
+        help="run each process on one CPU of its own (Linux): waitress's loop and threads then "
+        "share a core, faster with several connections at once; see docs/performance.md",
     )
     parser.add_argument(
         "--demo",
@@ -76,51 +95,6 @@ def register(subparsers: Any) -> None:
         help="migrate, load the demo data set if the tenant has none, print curl examples",
     )
     parser.set_defaults(run=run)
-
-
-def _host(raw: str) -> str:
-    """An address to listen on: an IP address, or a name this machine resolves."""
-    try:
-        ipaddress.ip_address(raw)
-    except ValueError:
-        pass
-    else:
-        return raw
-    if raw and not raw.replace(".", "").isdigit():
-        try:
-            socket.getaddrinfo(raw, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        except (OSError, UnicodeError):
-            pass
-        else:
-            return raw
-    raise argparse.ArgumentTypeError(
-        f"not an address to listen on: {raw[:80]!r} (an IPv4 address such as 127.0.0.1 or "
-        "0.0.0.0, an IPv6 address such as ::1, or a host name this machine resolves)"
-    )
-
-
-def _port(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"not a port number: {raw[:40]!r} (a whole number from 0 to 65535; 0 picks a free one)"
-        )
-    return value
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"not a positive integer: {raw[:40]!r} (a whole number of 1 or more)"
-        )
-    return value
 
 
 def run(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -133,6 +107,12 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     check_level(settings.log_level)
     check_format(settings.log_format)
     ctx.configure(settings)
+    if args.workers > 1 or args.cpu_affinity:
+        from commerce.entrypoints.cli import workers
+
+        if args.workers > 1:
+            return workers.serve_workers(args, ctx, settings)
+        workers.pin_to_cpu(1)  # before any thread starts: they inherit it
 
     # Every step that can fail on a bad configuration (a URL no plugin takes, a database that
     # cannot be reached, an unknown authenticator, a port in use) runs before the JSON logs
@@ -144,27 +124,11 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             manager = runtime.schema_manager()
             if manager is not None:
                 manager.upgrade()
-        storage = runtime.storage
-        storage.check()
-
-        # Imported here so that the verbs that do not serve never pay for the HTTP layer.
-        from commerce.entrypoints.http.app import create_app
-
+        runtime.storage.check()
         lifecycle = Lifecycle()
         grace = drain_grace(settings)
-        app = create_app(
-            storage,
-            runtime.authenticators,
-            max_body_bytes=settings.max_body_bytes,
-            idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
-            rate_limiter=runtime.rate_limiter,
-            # A share of the threads per tenant, so that one tenant cannot hold them all.
-            tenant_concurrency=settings.tenant_concurrency_for(args.threads),
-            instrumentations=runtime.instrumentations,
-            slow_request_ms=settings.slow_request_ms,
-            lifecycle=lifecycle,
-        )
-        settings = _within_descriptors(settings)
+        app = build_app(runtime, threads=args.threads, lifecycle=lifecycle)
+        settings = within_descriptors(settings)
         scheme = scheme_of(settings.database_url)
         log(
             LogEvent.SERVICE_STARTING,
@@ -191,7 +155,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     except BaseException:
         server.close()
         raise
-    urls = [_url(host, port) for host, port in server.listening]
+    urls = [url_of(host, port) for host, port in server.listening]
     for url in urls:
         log(LogEvent.SERVICE_LISTENING, "listening on %s", url, url=url)
 
@@ -202,15 +166,41 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             print(banner(demo, urls[0], scheme, settings.auth))
         print(f"Serving on {', '.join(urls)} (Ctrl-C or SIGTERM stops it)", flush=True)
         server.serve_until_stopped()
-    signum = server.signalled
+    return stopped(server.signalled, drained=server.drained)
+
+
+def stopped(signum: int | None, *, drained: bool) -> int:
+    """Log the stop (the signal that asked for it, whether every request was answered),
+    write out the last log lines, and give ``serve``'s exit status."""
     log(
         LogEvent.SERVICE_STOPPED,
         "stopped",
         signal=signal.Signals(signum).name if signum else None,
-        drained=server.drained,
+        drained=drained,
     )
     flush_logs()
     return 0
+
+
+def build_app(runtime: Runtime, *, threads: int, lifecycle: Lifecycle) -> Any:
+    """The WSGI app ``serve`` runs (in each worker, with ``--workers``), from ``runtime``."""
+    # Imported here so that the verbs that do not serve never pay for the HTTP layer.
+    from commerce.entrypoints.http.app import create_app
+
+    settings = runtime.settings
+    return create_app(
+        runtime.storage,
+        runtime.authenticators,
+        max_body_bytes=settings.max_body_bytes,
+        idempotency_ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        rate_limiter=runtime.rate_limiter,
+        # A share of the threads per tenant, so that one tenant cannot hold them all.
+        tenant_concurrency=settings.tenant_concurrency_for(threads),
+        instrumentations=runtime.instrumentations,
+        slow_request_ms=settings.slow_request_ms,
+        lifecycle=lifecycle,
+        flags=runtime.flags,
+    )
 
 
 def drain_grace(settings: Settings) -> float:
@@ -228,23 +218,6 @@ def drain_grace(settings: Settings) -> float:
             f"{DRAIN_SECONDS:g}"
         )
     return value
-
-
-def _within_descriptors(settings: Settings) -> Settings:
-    """``settings`` with a connection limit the process's file descriptor limit allows."""
-    allowed = descriptors_for(settings.connection_limit)
-    if allowed >= settings.connection_limit:
-        return settings
-    log(
-        LogEvent.CONNECTION_LIMIT_LOWERED,
-        "the file descriptor limit allows %d connections, not COMMERCE_CONNECTION_LIMIT=%d; "
-        "raise `ulimit -n`",
-        allowed,
-        settings.connection_limit,
-        connection_limit=allowed,
-        requested=settings.connection_limit,
-    )
-    return dataclasses.replace(settings, connection_limit=allowed)
 
 
 class _Held(logging.Handler):
@@ -309,19 +282,21 @@ class GracefulServer:
         settings: Settings | None = None,
         lifecycle: Lifecycle | None = None,
         grace: float = 0.0,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         settings = Settings() if settings is None else settings
         self._lifecycle = lifecycle
         self._grace = grace
         self._map: dict[int, Any] = {}
+        # ``sockets``: listening already (bound by ``serve --workers``'s supervisor).
+        where = {"sockets": list(sockets)} if sockets else {"host": host, "port": port}
         try:
             server = create_server(
                 app,
                 map=self._map,
-                host=host,
-                port=port,
                 threads=threads,
                 ident="commerce",
+                **where,
                 **waitress_options(settings),
             )
         except OSError as exc:
@@ -354,6 +329,16 @@ class GracefulServer:
         """Every (host, port) the server accepts on; with ``--port 0``, the port it was given."""
         # getsockname() answers numerically, so a port of 0 shows as the one the OS chose.
         return [(host, int(port)) for host, port in (s.getsockname() for s in self._listeners)]
+
+    def accept_while(self, fair: Callable[[int], bool]) -> None:
+        """Accept new connections only while ``fair(connections open here)`` says so
+        (``serve --workers``: a worker with more than its share leaves them to the others)."""
+        for listener in self._listeners:
+
+            def readable(listener: Any = listener, original: Any = listener.readable) -> bool:
+                return bool(original()) and fair(len(listener.active_channels))
+
+            listener.readable = readable  # type: ignore[method-assign]
 
     def stop(self) -> None:
         """Ask the loop to stop; safe from a signal handler (it takes no lock)."""
@@ -446,7 +431,7 @@ class GracefulServer:
             self._poll(0.05)
 
 
-def _url(host: str, port: int) -> str:
+def url_of(host: str, port: int) -> str:
     if host in ("0.0.0.0", ""):  # noqa: S104 -- recognising the wildcard, not binding it
         host = "127.0.0.1"
     elif host == "::":

@@ -12,7 +12,9 @@ from typing import Any
 import falcon
 import pluggy
 
+from commerce.core.flags import DEFAULTS, Flags
 from commerce.core.ports import Authenticator, Storage
+from commerce.core.ratelimit import RateLimiter
 from commerce.entrypoints.bootstrap import bootstrap
 from commerce.entrypoints.config import Settings
 from commerce.entrypoints.http import problems
@@ -27,7 +29,7 @@ from commerce.entrypoints.http.middleware import (
     RequestContext,
 )
 from commerce.entrypoints.http.openapi import openapi_document
-from commerce.entrypoints.http.ratelimit import RateLimit, TokenBuckets
+from commerce.entrypoints.http.ratelimit import RateLimit
 from commerce.entrypoints.http.routes import (
     ROUTES,
     answers_head,
@@ -44,11 +46,12 @@ def create_app(
     max_body_bytes: int = 1 << 20,
     idempotency_ttl: timedelta = timedelta(hours=24),
     clock: Callable[[], datetime] | None = None,
-    rate_limiter: TokenBuckets | None = None,
+    rate_limiter: RateLimiter | None = None,
     tenant_concurrency: int | None = None,
     instrumentations: Sequence[Instrumentation] = (),
     slow_request_ms: float | None = SLOW_REQUEST_MS,
     lifecycle: Lifecycle | None = None,
+    flags: Flags = DEFAULTS,
 ) -> falcon.App[falcon.Request, falcon.Response]:
     """The API over ``storage``; a request is let in by the first authenticator that knows it.
 
@@ -61,7 +64,8 @@ def create_app(
     storage, add their middleware outside the service's own, and add their routes.
     A request slower than ``slow_request_ms`` is logged as ``SLOW_REQUEST`` (``None``: never).
     ``lifecycle`` is what ``/readyz`` reads to answer 503 ``draining`` once a stop begins
-    (``commerce serve`` sets it on SIGTERM).
+    (``commerce serve`` sets it on SIGTERM). ``flags`` answers whether a feature behind a flag
+    is on for the caller's tenant (``core.flags``; by default every flag at its default).
     """
     for instrumentation in instrumentations:
         if instrumentation.wrap_storage is not None:
@@ -108,6 +112,7 @@ def create_app(
         openapi_json=encode(openapi_document()),
         max_body_bytes=max_body_bytes,
         lifecycle=Lifecycle() if lifecycle is None else lifecycle,
+        flags=flags,
     )
     built: dict[object, object] = {}
     for route in ROUTES:
@@ -147,4 +152,5 @@ def get_app(
         tenant_concurrency=runtime.settings.tenant_concurrency_for(threads),
         instrumentations=runtime.instrumentations,
         slow_request_ms=runtime.settings.slow_request_ms,
+        flags=runtime.flags,
     )

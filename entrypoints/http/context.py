@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from commerce.core.flags import DEFAULTS, Flags
 from commerce.core.ports import Storage
 
 
@@ -31,3 +32,5 @@ class AppContext:
     openapi_json: bytes
     max_body_bytes: int = 1 << 20
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    flags: Flags = DEFAULTS
+    """The feature flags the use cases are asked to check (``core.flags``)."""

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from commerce.core.auth import Role
+from commerce.core.flags import AS_OF_READS, COUNTED_SETS, Flag
 from commerce.entrypoints.http.bodies import PATCH_BODIES
 from commerce.entrypoints.http.idempotency import HEADER as IDEMPOTENCY_KEY
 from commerce.entrypoints.http.idempotency import KEY_PATTERN, REPLAYED
@@ -44,6 +45,14 @@ the resource has changed. Every POST, PUT, PATCH and DELETE takes an `{IDEMPOTEN
 retry of the same request with the same key answers the first response again (with
 `{REPLAYED}: true`) and applies nothing twice.
 """
+
+
+FLAGGED: dict[str, tuple[Flag, str]] = {
+    "listStoreInventory": (AS_OF_READS, "With `as_of`, behind"),
+    "setLevel": (COUNTED_SETS, "Behind"),
+}
+"""Operations a feature flag can turn off for a tenant (operation id -> the flag, and how the
+description says so): their 404 may be a `feature-disabled` problem naming the flag."""
 
 
 def _version() -> str:
@@ -206,6 +215,14 @@ def _components(models: list[type]) -> dict[str, Any]:
             "NotFound": _problem_response(
                 "No such resource for the caller's tenant (another tenant's is the same 404)."
             ),
+            "NotFoundOrFeatureDisabled": _naming_errors(
+                404,
+                _problem_response(
+                    "No such resource for the caller's tenant (another tenant's is the same "
+                    "404), or a feature this operation needs is not enabled for the caller's "
+                    "tenant (`feature-disabled`, naming the `flag`)."
+                ),
+            ),
             "Conflict": _naming_errors(
                 409,
                 _problem_response(
@@ -308,8 +325,9 @@ def _operation(route: Route, op: Operation) -> dict[str, Any]:
         responses["401"] = _ref(_RESPONSES, "Unauthorized")
         if op.role > min(Role):
             responses["403"] = _ref(_RESPONSES, "Forbidden")
-    if route.path_params:
-        responses["404"] = _ref(_RESPONSES, "NotFound")
+    if route.path_params or op.operation_id in FLAGGED:
+        not_found = "NotFoundOrFeatureDisabled" if op.operation_id in FLAGGED else "NotFound"
+        responses["404"] = _ref(_RESPONSES, not_found)
     if op.writes:
         responses["409"] = _ref(_RESPONSES, "Conflict")
     if op.conditional:
@@ -343,6 +361,12 @@ def _operation(route: Route, op: Operation) -> dict[str, Any]:
         doc["description"] = f"Needs the `{op.role.name}` role or above."
         if op.notes:
             doc["description"] += " " + op.notes
+        if op.operation_id in FLAGGED:
+            flag, how = FLAGGED[op.operation_id]
+            doc["description"] += (
+                f" {how} the feature flag `{flag.key}`: where it is off for the caller's "
+                "tenant, 404 `feature-disabled`."
+            )
     return doc
 
 

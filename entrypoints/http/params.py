@@ -122,10 +122,10 @@ def canonical_timestamp(value: datetime) -> str:
     return text
 
 
-def page_request(req: falcon.Request, kind: str) -> PageRequest:
-    """``?limit=`` and ``?cursor=`` of a list of ``kind``."""
+def page_request(req: falcon.Request, kind: str, *, timed: bool = False) -> PageRequest:
+    """``?limit=`` and ``?cursor=`` of a list of ``kind`` (in time order if ``timed``)."""
     limit = query_param(req, "limit")
     # Plain ASCII digits only: int() would also take " 5", "+5", "5_0" and other scripts' digits.
     if limit and not (limit.isascii() and limit.isdigit()):
         raise InvalidInput("limit", f"must be an integer from 1 to {MAX_LIMIT}")
-    return PageRequest.parse(kind, limit, query_param(req, "cursor"))
+    return PageRequest.parse(kind, limit, query_param(req, "cursor"), timed=timed)

@@ -21,7 +21,9 @@ from msgspec import UNSET, Meta, UnsetType
 
 from commerce.core.errors import (
     CommerceError,
+    ConcurrentChange,
     Conflict,
+    FeatureDisabled,
     Forbidden,
     IdempotencyMismatch,
     InsufficientStock,
@@ -51,6 +53,7 @@ CORE_ERRORS: dict[type[CommerceError], tuple[int, str]] = {
     Unauthorized: (401, "unauthorized"),
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not-found"),
+    FeatureDisabled: (404, "feature-disabled"),
     Conflict: (409, "conflict"),
     InsufficientStock: (409, "insufficient-stock"),
     PreconditionFailed: (412, "precondition-failed"),
@@ -163,6 +166,9 @@ def handle_core_error(
     elif isinstance(ex, PreconditionFailed) and not isinstance(ex, LevelChanged):
         # An If-Match that no longer holds; a level's (LevelChanged) is logged by its use case.
         log(LogEvent.CAS_CONFLICT, "%s", ex.detail, conflict="version", path=req.path)
+    elif isinstance(ex, ConcurrentChange):
+        # A conditional write in storage lost to another writer between its two statements.
+        log(LogEvent.CAS_CONFLICT, "%s", ex.detail, conflict="concurrent", path=req.path)
     elif isinstance(ex, StorageUnavailable):
         log(
             LogEvent.STORAGE_UNAVAILABLE,

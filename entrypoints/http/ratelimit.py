@@ -1,42 +1,29 @@
-"""Rate limiting per tenant: a token bucket each, checked after authentication; 429 when empty.
+"""Rate limiting per tenant: one token per authenticated request from its tenant's bucket;
+429 when empty.
 
-Off unless ``COMMERCE_RATE_LIMIT`` is set. The buckets live in this process: each replica of
-the service limits on its own (docs/security.md says why that is acceptable).
+Off unless ``COMMERCE_RATE_LIMIT`` is set. Where the buckets live is the ``RateLimiter``'s
+business (``core.ratelimit``), a plugin chosen by ``COMMERCE_RATE_LIMIT_STORE``: this process
+(``memory://``, the default) or a Redis every process and host shares (docs/security.md).
 """
 
 from __future__ import annotations
 
-import math
 import re
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import falcon
 
+from commerce.adapters.ratelimit.memory import TokenBuckets
 from commerce.core.auth import Principal
 from commerce.core.errors import Misconfigured
 from commerce.core.events import LogEvent, event_log
+from commerce.core.ratelimit import Decision, RateLimiter, RatePolicy
+
+__all__ = ["Decision", "RateLimit", "RatePolicy", "TokenBuckets", "parse_policy"]
 
 log = event_log("commerce.http")
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600}
 _SPEC = re.compile(r"\s*(\d+)\s*(?:/\s*(second|minute|hour)s?)?\s*")
-
-
-@dataclass(frozen=True, slots=True)
-class RatePolicy:
-    """``limit`` requests per ``period`` seconds, up to ``burst`` of them at once."""
-
-    limit: int
-    period: int
-    burst: int
-
-    @property
-    def rate(self) -> float:
-        """Tokens added to a bucket per second."""
-        return self.limit / self.period
 
 
 def parse_policy(spec: str | None, burst: str | None = None) -> RatePolicy | None:
@@ -65,56 +52,6 @@ def parse_policy(spec: str | None, burst: str | None = None) -> RatePolicy | Non
     return RatePolicy(limit=limit, period=period, burst=size)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What one bucket said about one request, and what the ``RateLimit-*`` headers tell."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset: int
-    """Seconds until the bucket is full again."""
-    retry_after: int
-    """Seconds until the next request would be let in; 0 when one would be now."""
-
-
-class TokenBuckets:
-    """One token bucket per key (a tenant), created full on first use; safe across threads.
-
-    A bucket holds up to ``burst`` tokens and gains ``policy.rate`` a second; a request takes
-    one or is refused. Written here rather than taken from a library because the ones at hand
-    count fixed or moving windows rather than refill a bucket, and read the wall clock
-    themselves, where this takes ``clock`` (monotonic seconds) so that tests need not sleep.
-    """
-
-    def __init__(self, policy: RatePolicy, clock: Callable[[], float] = time.monotonic) -> None:
-        self.policy = policy
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}
-        """key -> (tokens, when they were counted)."""
-
-    def take(self, key: str) -> Decision:
-        policy = self.policy
-        rate = policy.rate
-        with self._lock:
-            now = self._clock()
-            tokens, then = self._buckets.get(key, (float(policy.burst), now))
-            # max(): a clock that steps back must not drain a bucket.
-            tokens = min(float(policy.burst), tokens + max(0.0, now - then) * rate)
-            allowed = tokens >= 1.0
-            if allowed:
-                tokens -= 1.0
-            self._buckets[key] = (tokens, now)
-        return Decision(
-            allowed=allowed,
-            limit=policy.burst,
-            remaining=int(tokens),
-            reset=math.ceil((policy.burst - tokens) / rate),
-            retry_after=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate)),
-        )
-
-
 class RateLimit:
     """Falcon middleware: after ``Authentication``, one token from the caller's tenant's bucket.
 
@@ -123,7 +60,7 @@ class RateLimit:
     refused one is a 429 with ``Retry-After`` as well.
     """
 
-    def __init__(self, buckets: TokenBuckets) -> None:
+    def __init__(self, buckets: RateLimiter) -> None:
         self._buckets = buckets
 
     def process_resource(

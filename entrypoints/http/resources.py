@@ -17,13 +17,14 @@ import msgspec
 from msgspec import UNSET
 
 from commerce.core import usecases
-from commerce.core.auth import Principal
+from commerce.core.auth import Principal, Role
 from commerce.core.errors import (
     LevelChanged,
     QuantityMismatch,
     SchemaBehind,
     StorageUnavailable,
 )
+from commerce.core.flags import COUNTED_SETS, require
 from commerce.core.models import ChangeFilter
 from commerce.core.pagination import Page, PageRequest
 from commerce.entrypoints.http import bodies, decoding
@@ -59,6 +60,12 @@ _OK = encode(Status("ok"))
 def tenant_of(req: falcon.Request) -> str:
     principal: Principal = req.context.principal
     return principal.tenant
+
+
+def role_of(req: falcon.Request) -> Role:
+    """The caller's role: feature flags may be on for some roles only."""
+    principal: Principal = req.context.principal
+    return principal.role
 
 
 def actor_of(req: falcon.Request) -> str:
@@ -135,6 +142,7 @@ class Resource:
     def __init__(self, ctx: AppContext) -> None:
         self._catalogue = ctx.storage.catalogue
         self._inventory = ctx.storage.inventory
+        self._flags = ctx.flags
         self._max_body_bytes = ctx.max_body_bytes
 
     def _body(self, req: falcon.Request, body_type: type[B]) -> B:
@@ -228,7 +236,15 @@ class StoreLevelCollection(Resource):
         as_of = timestamp_param(req, "as_of")
         request = page_request(req, usecases.STORE_LEVELS)
         page = usecases.list_store_inventory(
-            self._catalogue, self._inventory, tenant_of(req), key, request, item_ids, as_of
+            self._catalogue,
+            self._inventory,
+            tenant_of(req),
+            key,
+            request,
+            item_ids,
+            as_of,
+            flags=self._flags,
+            role=role_of(req),
         )
         keep: dict[str, str] = {}
         if item_ids is not None:
@@ -262,6 +278,9 @@ class StoreLevelMember(Resource):
         header = req.get_header("If-Match")
         from_header = False
         if header is not None and header.strip():
+            # A feature that is off is a 404 before any precondition is looked at (RFC 9110,
+            # 13.2.1): its flag is asked here, and again by the use case.
+            require(self._flags, COUNTED_SETS, tenant, role_of(req))
             current = usecases.find_level(
                 self._catalogue, self._inventory, tenant, store_key, item_key
             )
@@ -280,6 +299,8 @@ class StoreLevelMember(Resource):
                 actor=actor_of(req),
                 expected_quantity=expected,
                 reference=None if body.reference is UNSET else body.reference,
+                flags=self._flags,
+                role=role_of(req),
             )
         except QuantityMismatch as exc:
             if from_header:
@@ -310,8 +331,8 @@ class StoreChangeCollection(Resource):
         item_id = id_param(req, "item_id")
         since = timestamp_param(req, "since")
         until = timestamp_param(req, "until")
-        request = page_request(req, usecases.CHANGES)
         where = ChangeFilter(item_id=item_id, since=since, until=until)
+        request = page_request(req, usecases.CHANGES, timed=where.by_time)
         page = usecases.list_changes(
             self._catalogue, self._inventory, tenant_of(req), key, where, request
         )

@@ -265,6 +265,7 @@ ROUTES: tuple[Route, ...] = (
                 LedgerEntry,
                 many=True,
                 query=(ITEM_ID, SINCE, UNTIL),
+                notes="Oldest first: by `id`; with `since` or `until`, by `created_at`, then `id`.",
             ),
         ),
     ),
@@ -369,7 +370,7 @@ ROUTES: tuple[Route, ...] = (
             Operation(
                 "GET",
                 "getReadiness",
-                "Readiness: storage answers",
+                "Readiness: storage answers, the schema is current, no stop has begun",
                 Status,
                 role=None,
                 tag="operations",

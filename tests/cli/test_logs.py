@@ -223,3 +223,43 @@ def test_the_queue_depth_event_is_written_as_json() -> None:
     (line,) = _lines(stream)
     assert line["event_id"] == "CM1006"
     assert line["depth"] == 7
+
+
+def test_lines_wait_for_the_writer_and_keep_their_order() -> None:
+    from commerce.entrypoints.logs import BackgroundWriter, EventJsonFormatter
+
+    stream = io.StringIO()
+    writer = BackgroundWriter(stream, interval=3600)  # it would not wake in this test
+    writer.setFormatter(EventJsonFormatter())
+    logger = logging.getLogger("commerce.test.writer")
+    logger.propagate = False
+    logger.addHandler(writer)
+    try:
+        for n in range(50):
+            logger.warning("line %d", n)
+        assert stream.getvalue() == ""  # handed over, not yet written
+        writer.flush()
+        assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
+            f"line {n}" for n in range(50)
+        ]
+        writer.close()
+        logger.warning("after close")  # nothing drains any more: written at once
+        assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "after close"
+    finally:
+        logger.removeHandler(writer)
+        logger.propagate = True
+
+
+def test_an_exception_and_a_value_json_cannot_hold_are_written() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    try:
+        raise RuntimeError("kaput")
+    except RuntimeError:
+        logging.getLogger("commerce.test").exception(
+            "failed", extra=event_fields(LogEvent.REQUEST_FAILED, path="/x", error=object())
+        )
+    (line,) = _lines(stream)
+    assert line["event_id"] == LogEvent.REQUEST_FAILED.id
+    assert "RuntimeError: kaput" in line["exc_info"]
+    assert line["error"].startswith("<object object")

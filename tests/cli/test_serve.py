@@ -254,7 +254,7 @@ def test_a_request_line_carries_the_route_template_tenant_and_request_id(
     assert completed["route"] == "/chain"
     assert completed["tenant"] == "demo"
     assert completed["method"] == "GET"
-    assert re.fullmatch(r"[0-9a-f]{32}", completed["request_id"])
+    assert re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]+", completed["request_id"])
     assert server.key is not None
     assert server.key not in (tmp_path / "serve.stderr").read_text(encoding="utf-8")
 

@@ -31,6 +31,7 @@ from commerce.core.models import (
     NewStore,
     Reason,
 )
+from commerce.core.pagination import TimeKey
 from commerce.core.ports import Catalogue, Inventory
 from commerce.core.validation import MAX_QUANTITY
 from tests.contract.base import NewTenant, PortFixtures
@@ -62,15 +63,24 @@ def _shop(catalogue: Catalogue, tenant: str) -> int:
     return catalogue.create_store(tenant, NewStore(chain_id=chain.id, name="Shop")).id
 
 
-def _ledger(inventory: Inventory, tenant: str, shop: int, **where: object) -> list[LedgerEntry]:
+def _ledger(
+    inventory: Inventory, tenant: str, shop: int, limit: int = 50, **where: object
+) -> list[LedgerEntry]:
+    """Every entry ``where`` selects, page by page; with ``since``, in time order."""
     entries: list[LedgerEntry] = []
-    after = None
+    after: int | TimeKey | None = None
+    matching = ChangeFilter(**where)  # type: ignore[arg-type]
     while True:
-        page = inventory.list_changes(tenant, shop, ChangeFilter(**where), after=after, limit=50)  # type: ignore[arg-type]
+        page = inventory.list_changes(tenant, shop, matching, after=after, limit=limit)
         entries.extend(page)
-        if len(page) < 50:
+        if len(page) < limit:
             return entries
-        after = page[-1].id
+        last = page[-1]
+        after = TimeKey(last.created_at, last.id) if matching.by_time else last.id
+
+
+def _in_time_order(entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+    return sorted(entries, key=lambda e: (e.created_at, e.id))
 
 
 def _quantities(inventory: Inventory, tenant: str, shop: int) -> dict[int, int]:
@@ -402,6 +412,81 @@ class InventoryContract(PortFixtures):
         assert sorted(since + until, key=lambda e: e.id) == everything
         assert all(e.created_at >= middle for e in since)
         assert all(e.created_at < middle for e in until)
+        assert since == _in_time_order(since)
+
+    def test_a_time_range_lists_the_ledger_in_time_order_and_pages_by_time_and_id(
+        self, catalogue: Catalogue, inventory: Inventory, new_tenant: NewTenant
+    ) -> None:
+        tenant = new_tenant()
+        shop = _shop(catalogue, tenant)
+        a, b, c = _items(catalogue, tenant, 3)
+        for n in range(3):
+            # Entries of one batch may share their time (ties go by id); a level stepped twice
+            # in a batch may be stamped later than the batch's other entries.
+            inventory.adjust(
+                tenant,
+                shop,
+                [
+                    Adjustment(a, 1, Reason.received),
+                    Adjustment(b, n + 1, Reason.received),
+                    Adjustment(a, 1, Reason.received),
+                    Adjustment(c, 1, Reason.received),
+                ],
+                actor="test",
+            )
+        everything = _ledger(inventory, tenant, shop)
+        first = min(e.created_at for e in everything)
+        middle = sorted(e.created_at for e in everything)[len(everything) // 2]
+        last = max(e.created_at for e in everything)
+        for since in (None, first - timedelta(days=1), first, middle, last):
+            for until in (None, middle, last):
+                if since is not None and until is not None and since >= until:
+                    continue
+                for item in (None, a, b):
+                    matching = [
+                        e
+                        for e in everything
+                        if (since is None or e.created_at >= since)
+                        and (until is None or e.created_at < until)
+                        and (item is None or e.item_id == item)
+                    ]
+                    # With a time filter, in time order; without, in id order.
+                    timed = since is not None or until is not None
+                    expected = _in_time_order(matching) if timed else matching
+                    for limit in (1, 2, 5, 100):
+                        walked = _ledger(
+                            inventory, tenant, shop, limit, since=since, until=until, item_id=item
+                        )
+                        assert walked == expected, (since, until, item, limit)
+        # After the last entry's key nothing follows; before the first, everything does.
+        newest = _in_time_order(everything)[-1]
+        key = TimeKey(newest.created_at, newest.id)
+        assert (
+            inventory.list_changes(tenant, shop, ChangeFilter(since=first), after=key, limit=9)
+            == []
+        )
+        everything_by_time = inventory.list_changes(
+            tenant, shop, ChangeFilter(since=first), after=TimeKey(first, 0), limit=100
+        )
+        assert everything_by_time == _in_time_order(everything)
+
+    def test_a_key_of_the_other_order_is_a_type_error(
+        self, catalogue: Catalogue, inventory: Inventory, new_tenant: NewTenant
+    ) -> None:
+        tenant = new_tenant()
+        shop = _shop(catalogue, tenant)
+        (a,) = _items(catalogue, tenant, 1)
+        entry = inventory.list_changes(tenant, shop, ChangeFilter(), after=None, limit=1)
+        assert entry == []
+        inventory.set_quantity(tenant, shop, a, 1, actor="test")
+        (entry,) = inventory.list_changes(tenant, shop, ChangeFilter(), after=None, limit=1)
+        since = ChangeFilter(since=entry.created_at)
+        with pytest.raises(TypeError):
+            inventory.list_changes(tenant, shop, since, after=entry.id, limit=1)
+        with pytest.raises(TypeError):
+            inventory.list_changes(
+                tenant, shop, ChangeFilter(), after=TimeKey(entry.created_at, 0), limit=1
+            )
 
     def test_another_tenant_sees_no_ledger(
         self, catalogue: Catalogue, inventory: Inventory, new_tenant: NewTenant

@@ -28,7 +28,8 @@ from tests.http.conftest import (
 
 pytestmark = pytest.mark.http
 
-_UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
+_UUID_HEX = re.compile(r"^[0-9a-f]{16}-[0-9a-f]+$")
+"""A generated id: a random prefix drawn once per process, then a counter."""
 
 
 @pytest.mark.parametrize(
@@ -188,3 +189,23 @@ def test_a_stale_if_match_is_logged_as_a_compare_and_set_conflict(
     [conflict] = [r for r in caplog.records if getattr(r, "event", None) == LogEvent.CAS_CONFLICT]
     assert conflict.conflict == "version"  # type: ignore[attr-defined]
     assert conflict.path == url  # type: ignore[attr-defined]
+
+
+def test_generated_request_ids_are_unique_and_a_forked_process_draws_its_own() -> None:
+    import multiprocessing
+
+    from commerce.entrypoints.http.middleware import new_request_id
+
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(_UUID_HEX.match(i) for i in ids)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        child = pool.apply(_an_id_of_this_process)
+    assert child.split("-")[0] != next(iter(ids)).split("-")[0]
+
+
+def _an_id_of_this_process() -> str:
+    from commerce.entrypoints.http.middleware import new_request_id
+
+    return new_request_id()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 import falcon.testing
@@ -131,3 +132,56 @@ def test_a_cursor_this_list_issued_is_accepted_on_its_own(
         "/chain", params={"cursor": encode_cursor(CHAINS, seed.chains[0].id)}
     )
     assert [c["id"] for c in result.json] == [c.id for c in seed.chains[1:]]
+
+
+def _moment(entry: dict[str, object]) -> datetime:
+    return datetime.fromisoformat(str(entry["created_at"]))
+
+
+@pytest.mark.parametrize("bound", ["since", "until"])
+@pytest.mark.parametrize("limit", ["1", "2", "100"])
+def test_the_history_in_a_time_range_pages_in_time_order_and_keeps_the_range(
+    writer: falcon.testing.TestClient, seed: Seed, limit: str, bound: str
+) -> None:
+    store = seed.stores[0].id
+    items = [i.id for i in seed.items[:3]]
+    lines = [{"item_id": i, "delta": 1, "reason": "received"} for i in items + items]
+    for _ in range(2):  # each batch's entries share a moment: ties go by id
+        path = f"/stores/{store}/inventory/adjustments"
+        assert writer.simulate_post(path, json={"adjustments": lines}).status_code == 200
+    everything, _ = walk(writer, f"/stores/{store}/inventory/changes?limit=1000")
+    moment = everything[-3]
+    if bound == "since":
+        matching = [e for e in everything if _moment(e) >= _moment(moment)]
+    else:
+        matching = [e for e in everything if _moment(e) < _moment(moment)]
+    expected = sorted(matching, key=lambda e: (_moment(e), e["id"]))
+    assert expected
+    url = f"/stores/{store}/inventory/changes?{bound}={moment['created_at']}&limit={limit}"
+    rows, urls = walk(writer, url)
+    assert rows == expected
+    for followed in urls[1:]:
+        query = parse_qs(urlsplit(followed).query)
+        assert query[bound] == [moment["created_at"]]
+        assert query["limit"] == [limit]
+
+
+def test_the_history_refuses_a_cursor_of_the_other_order_naming_cursor(
+    client: falcon.testing.TestClient, seed: Seed
+) -> None:
+    path = f"/stores/{seed.stores[0].id}/inventory/changes"
+    since = "2024-05-01T00:00:00Z"
+    timed = next_link(client.simulate_get(path, params={"since": since, "limit": "1"}))
+    by_id = next_link(client.simulate_get(path, params={"limit": "1"}))
+    assert timed is not None
+    assert by_id is not None
+    timed_cursor = parse_qs(urlsplit(timed).query)["cursor"][0]
+    id_cursor = parse_qs(urlsplit(by_id).query)["cursor"][0]
+    for params in ({"cursor": timed_cursor}, {"since": since, "cursor": id_cursor}):
+        result = client.simulate_get(path, params=params)
+        assert result.status_code == 400, params
+        assert result.json["field"] == "cursor"
+    assert (
+        client.simulate_get(path, params={"since": since, "cursor": timed_cursor}).status_code
+        == 200
+    )

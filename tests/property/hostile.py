@@ -4,11 +4,12 @@ the edges of what storage holds, limits of any size, id lists past 64 bits."""
 from __future__ import annotations
 
 import base64
+from datetime import UTC
 
 from hypothesis import strategies as st
 
 from commerce.core import usecases
-from commerce.core.pagination import encode_cursor
+from commerce.core.pagination import TimeKey, encode_cursor, encode_time_cursor
 
 KINDS = sorted(
     {
@@ -42,7 +43,27 @@ def cursors() -> st.SearchStrategy[str]:
         st.sampled_from(KINDS),
         EDGE_INTEGERS.filter(lambda k: k >= 0) | st.integers(min_value=0, max_value=10**20),
     )
-    return well_formed | issued_shape | st.binary(max_size=40).map(_base64) | JUNK
+    # A list in time order (``changes?since=``) issues "<kind>:<microseconds>.<id>".
+    time_shaped = st.builds(
+        lambda kind, micros, key: _base64(f"{kind}:{micros}.{key}".encode()),
+        kinds,
+        INTEGERS,
+        INTEGERS,
+    )
+    well_formed_in_time = st.builds(
+        lambda kind, at, key: encode_time_cursor(kind, TimeKey(at.replace(tzinfo=UTC), key)),
+        st.sampled_from(KINDS),
+        st.datetimes(),
+        EDGE_INTEGERS.filter(lambda k: 0 <= k <= 2**63 - 1),
+    )
+    return (
+        well_formed
+        | issued_shape
+        | time_shaped
+        | well_formed_in_time
+        | st.binary(max_size=40).map(_base64)
+        | JUNK
+    )
 
 
 def timestamps() -> st.SearchStrategy[str]:

@@ -9,6 +9,7 @@ backend. A 400 names the parameter or field it is about; HEAD answers as GET doe
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from commerce.core import usecases
-from commerce.core.pagination import MAX_KEY, encode_cursor
+from commerce.core.pagination import (
+    MAX_KEY,
+    MAX_MICROS,
+    TimeKey,
+    encode_cursor,
+    encode_time_cursor,
+)
 from commerce.core.ports import Storage
 from commerce.entrypoints.http import bodies
 from commerce.entrypoints.http.app import create_app
+from commerce.entrypoints.http.params import LATEST
 from commerce.entrypoints.http.problems import MEDIA_PROBLEM
 from commerce.entrypoints.http.routes import ROUTES, Operation, Route
 from tests.http.conftest import ADMIN_TOKEN, PRINCIPALS, Seed, TokenAuthenticator, seed_storage
@@ -150,6 +158,24 @@ def _known_holes(api: Api) -> None:
             api.client.simulate_get(path, params={"cursor": encode_cursor(kind, MAX_KEY)}).json
             == []
         )
+    # With since, the history pages by (created_at, id): a cursor naming a moment or an id
+    # past what storage holds is a 400 as well, and the last key there is holds nothing past.
+    changes = f"/stores/{store}/inventory/changes"
+    since = {"since": "2026-01-01T00:00:00Z"}
+    past = base64.urlsafe_b64encode(f"{usecases.CHANGES}:{MAX_MICROS + 1}.1".encode())
+    for forged in (
+        past.rstrip(b"=").decode(),
+        encode_time_cursor(usecases.CHANGES, TimeKey(LATEST, 2**63)),
+        encode_cursor(usecases.CHANGES, 1),  # the same list's cursor without since
+    ):
+        result = api.client.simulate_get(changes, params={**since, "cursor": forged})
+        _assert_answered(result, {"cursor"})
+        assert result.status_code == 400
+    last = encode_time_cursor(usecases.CHANGES, TimeKey(LATEST, MAX_KEY))
+    assert api.client.simulate_get(changes, params={**since, "cursor": last}).json == []
+    result = api.client.simulate_get(changes, params={"cursor": last})
+    _assert_answered(result, {"cursor"})
+    assert result.status_code == 400
     for name, path in [
         ("as_of", f"/stores/{store}/inventory"),
         ("since", f"/stores/{store}/inventory/changes"),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -17,15 +18,19 @@ from commerce.core.models import NewChain, NewItem, NewStore
 from commerce.core.pagination import (
     MAX_KEY,
     MAX_LIMIT,
+    MAX_MICROS,
     Page,
     PageRequest,
+    TimeKey,
     decode_cursor,
+    decode_time_cursor,
     encode_cursor,
+    encode_time_cursor,
 )
 from commerce.core.ports import Storage
 from commerce.entrypoints.http.params import EARLIEST, LATEST, parse_item_ids, parse_timestamp
 from tests.contract.base import unique_tenant
-from tests.property.hostile import INTEGERS, KINDS, limits, timestamps
+from tests.property.hostile import INTEGERS, KINDS, cursors, limits, timestamps
 
 pytestmark = pytest.mark.property
 
@@ -162,6 +167,69 @@ def test_a_well_formed_cursor_past_a_64_bit_key_is_refused(key: int) -> None:
         decode_cursor("chains", encode_cursor("chains", key))
     assert caught.value.field == "cursor"
     assert decode_cursor("chains", encode_cursor("chains", MAX_KEY)) == MAX_KEY
+
+
+MOMENTS = st.datetimes(
+    min_value=EARLIEST.replace(tzinfo=None), max_value=LATEST.replace(tzinfo=None)
+)
+
+
+@given(at=MOMENTS, key=st.integers(min_value=0, max_value=MAX_KEY), kind=st.sampled_from(KINDS))
+def test_a_time_cursor_decodes_to_the_time_and_key_it_was_made_from(
+    at: datetime, key: int, kind: str
+) -> None:
+    made = TimeKey(at.replace(tzinfo=UTC), key)
+    assert decode_time_cursor(kind, encode_time_cursor(kind, made)) == made
+    request = PageRequest.parse(kind, "5", encode_time_cursor(kind, made), timed=True)
+    assert (request.after_key, request.limit) == (made, 5)
+
+
+@given(garbage=st.text(max_size=40) | cursors())
+def test_any_string_as_a_time_cursor_is_either_its_key_or_a_400_naming_the_cursor(
+    garbage: str,
+) -> None:
+    outcome: TimeKey | str
+    try:
+        outcome = decode_time_cursor(usecases.CHANGES, garbage)
+    except InvalidInput as exc:
+        outcome = exc.field
+    if isinstance(outcome, TimeKey):
+        assert encode_time_cursor(usecases.CHANGES, outcome) == garbage
+        assert EARLIEST <= outcome.at <= LATEST
+        assert 0 <= outcome.id <= MAX_KEY
+    else:
+        assert outcome == "cursor"
+
+
+@given(
+    issued_for=st.sampled_from(KINDS) | st.text(max_size=12),
+    micros=INTEGERS.filter(lambda n: n >= 0),
+    key=INTEGERS.filter(lambda k: k >= 0),
+)
+def test_a_forged_time_cursor_is_refused_unless_its_list_time_and_key_are_right(
+    issued_for: str, micros: int, key: int
+) -> None:
+    forged = base64.urlsafe_b64encode(f"{issued_for}:{micros}.{key}".encode()).rstrip(b"=")
+    outcome: TimeKey | str
+    try:
+        outcome = decode_time_cursor(usecases.CHANGES, forged.decode())
+    except InvalidInput as exc:
+        outcome = exc.field
+    if issued_for == usecases.CHANGES and micros <= MAX_MICROS and key <= MAX_KEY:
+        assert outcome == TimeKey(EARLIEST + timedelta(microseconds=micros), key)
+    else:
+        assert outcome == "cursor"
+
+
+def test_a_list_in_time_order_and_the_same_list_by_id_refuse_each_others_cursors() -> None:
+    by_id = encode_cursor(usecases.CHANGES, 5)
+    by_time = encode_time_cursor(usecases.CHANGES, TimeKey(EARLIEST, 5))
+    for cursor, timed in ((by_id, True), (by_time, False)):
+        with pytest.raises(InvalidInput) as caught:
+            PageRequest.parse(usecases.CHANGES, None, cursor, timed=timed)
+        assert caught.value.field == "cursor"
+    latest = encode_time_cursor(usecases.CHANGES, TimeKey(LATEST, MAX_KEY))
+    assert decode_time_cursor(usecases.CHANGES, latest) == TimeKey(LATEST, MAX_KEY)
 
 
 @given(limit=limits())

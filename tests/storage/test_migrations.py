@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from commerce.adapters.storage.sql import (
@@ -131,7 +132,7 @@ def test_the_cockroachdb_dialect_migrates_up_down_and_up_again(
     assert manager.upgrade() == manager.head()
 
 
-def _downgrade(url: str, revision: str) -> None:
+def _migrate(url: str, revision: str, step: Callable[[Config, str], None]) -> None:
     engine = create_engine(url, SqlOptions())
     try:
         with engine.connect() as conn:
@@ -139,11 +140,20 @@ def _downgrade(url: str, revision: str) -> None:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             config = schema._config()
             config.attributes["connection"] = conn
-            command.downgrade(config, revision)
+            step(config, revision)
             if conn.in_transaction():
                 conn.commit()
     finally:
         engine.dispose()
+
+
+def _downgrade(url: str, revision: str) -> None:
+    _migrate(url, revision, command.downgrade)
+
+
+def _upgrade(url: str, revision: str) -> None:
+    """Up to ``revision`` only, not the head."""
+    _migrate(url, revision, command.upgrade)
 
 
 def test_the_ledger_migration_goes_down_and_up_again_keeping_the_levels(sqlite_url: str) -> None:
@@ -203,7 +213,8 @@ def test_the_check_constraints_migration_keeps_the_data_the_indexes_and_clustere
         inventory.adjust("t", shop.id, [Adjustment(item.id, -3, Reason.sold)], actor="test")
         before = inventory.list_changes("t", shop.id, ChangeFilter(), after=None, limit=5)
         indexes = _index_names(sqlite_url)
-        assert manager.upgrade() == "0004"
+        _upgrade(sqlite_url, "0004")
+        assert manager.current() == "0004"
         assert catalogue.get_item("t", item.id) == item
         assert inventory.list_changes("t", shop.id, ChangeFilter(), after=None, limit=5) == before
         assert _index_names(sqlite_url) == indexes
@@ -272,6 +283,26 @@ def test_a_schema_newer_than_this_version_is_accepted_during_a_rolling_upgrade(
     older = schema.Migrations(head="0000", known=frozenset({"0000"}))
     monkeypatch.setattr(schema, "migrations", lambda: older)
     sqlite_storage.check()
+
+
+def test_upgrading_a_schema_a_newer_release_migrated_does_nothing_and_says_so(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from commerce.entrypoints.cli import main
+
+    manager = AlembicSchemaManager(sqlite_url)
+    manager.upgrade()
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:  # as a newer release would leave it
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    # A rollback runs the older release's upgrade step again: not an error, and no change.
+    assert manager.upgrade() == "9999_future"
+    assert manager.current() == "9999_future"
+    assert main(["--database", sqlite_url, "db", "upgrade"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("9999_future: the database is at a newer revision")
+    assert "nothing to do" in out
 
 
 def test_docs_schema_sql_is_what_the_migrations_generate_for_cockroachdb() -> None:

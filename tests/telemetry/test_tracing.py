@@ -133,6 +133,13 @@ def children(exporter: InMemorySpanExporter, parent: ReadableSpan) -> list[Reada
     ]
 
 
+def descendants(exporter: InMemorySpanExporter, parent: ReadableSpan) -> list[ReadableSpan]:
+    found = children(exporter, parent)
+    for child in list(found):
+        found.extend(descendants(exporter, child))
+    return found
+
+
 # -- the span tree ---------------------------------------------------------------------------
 def test_a_traceparent_continues_the_callers_trace_with_storage_spans_under_the_request(
     app: App, seed: Seed, exporter: InMemorySpanExporter
@@ -155,8 +162,12 @@ def test_a_traceparent_continues_the_callers_trace_with_storage_spans_under_the_
     assert attributes["http.response.status_code"] == 200
     assert attributes["commerce.request_id"] == result.headers["X-Request-ID"]
 
-    storage = children(exporter, server)
-    assert storage, "no storage span under the request"
+    # The request's use case is a span under it, and the storage calls are under that.
+    usecases = [span for span in children(exporter, server) if span.name.startswith("usecase.")]
+    assert [span.name for span in usecases] == ["usecase.list_store_inventory"]
+    assert usecases[0].kind == SpanKind.INTERNAL
+    storage = children(exporter, usecases[0])
+    assert storage, "no storage span under the use case"
     assert {span.kind for span in storage} == {SpanKind.CLIENT}
     assert "inventory.list_levels" in {span.name for span in storage}
     assert {hex_trace(span) for span in storage} == {TRACE_ID}
@@ -165,7 +176,7 @@ def test_a_traceparent_continues_the_callers_trace_with_storage_spans_under_the_
     assert (listed.attributes or {})["db.operation.name"] == "list_levels"
     assert "db.system" not in (listed.attributes or {})  # the memory backend is no database
     # Every span of the request is in the tree: none is orphaned or in another trace.
-    assert len(exporter.get_finished_spans()) == 1 + len(storage)
+    assert len(exporter.get_finished_spans()) == 2 + len(storage)
 
 
 def test_without_a_traceparent_the_request_starts_a_trace_of_its_own(
@@ -192,7 +203,11 @@ def test_a_write_traces_its_storage_calls_and_a_refusal_is_not_an_error(
     server = server_span(exporter)
     assert server.name == "POST /stores/{store_id}/inventory/adjustments"
     assert server.status.status_code == StatusCode.UNSET  # a 4xx is the caller's, not ours
-    adjust = [span for span in children(exporter, server) if span.name == "inventory.adjust"]
+    (usecase,) = [s for s in children(exporter, server) if s.name == "usecase.adjust_inventory"]
+    # Refused for stock: an answer, recorded on the use case's span, not an error.
+    assert usecase.status.status_code == StatusCode.UNSET
+    assert [event.name for event in usecase.events] == ["refused"]
+    adjust = [span for span in children(exporter, usecase) if span.name == "inventory.adjust"]
     assert len(adjust) == 1
     assert adjust[0].status.status_code == StatusCode.UNSET
     assert [event.name for event in adjust[0].events] == ["refused"]
@@ -259,7 +274,7 @@ def test_over_postgresql_the_storage_spans_name_the_database(
     )
     assert result.status_code == 200, result.text
     server = server_span(exporter)
-    storage = children(exporter, server)
+    storage = [s for s in descendants(exporter, server) if not s.name.startswith("usecase.")]
     names = {span.name for span in storage}
     assert {"idempotency.begin_transaction", "inventory.adjust"} <= names, names
     assert {(span.attributes or {}).get("db.system") for span in storage} == {"postgresql"}
@@ -285,9 +300,15 @@ def test_every_log_line_of_a_traced_request_carries_its_trace_and_request_ids(
     ours = [line for line in lines if line.get("request_id") == "req-42"]
     assert len(ours) >= 2, lines  # the adjustment's event and the request line at least
     assert {line["event"] for line in ours} >= {"REQUEST_COMPLETED"}
+    # Each line carries the span current when it was written: the request's, or one under
+    # it (the use case's, for the adjustment's event).
+    tree = [server, *descendants(exporter, server)]
     for line in ours:
         assert line["trace_id"] == TRACE_ID, line
-        assert line["span_id"] == hex_span(server.context.span_id), line
+        assert line["span_id"] in {hex_span(s.context.span_id) for s in tree}, line
+    usecase_lines = [line for line in ours if line["event"] == "INVENTORY_ADJUSTED"]
+    (usecase,) = [s for s in tree if s.name == "usecase.adjust_inventory"]
+    assert [line["span_id"] for line in usecase_lines] == [hex_span(usecase.context.span_id)]
     # After the request no span is current: later lines carry no trace id.
     assert log_ids() == {}
     assert "trace_id" not in context.current()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from itertools import islice
@@ -16,6 +17,11 @@ from commerce.core.models import (
     LedgerEntry,
     Reason,
 )
+from commerce.core.pagination import TimeKey
+
+
+def _time_order(entry: LedgerEntry) -> tuple[datetime, int]:
+    return (entry.created_at, entry.id)
 
 
 class MemoryInventory:
@@ -114,9 +120,11 @@ class MemoryInventory:
         store_id: int,
         where: ChangeFilter,
         *,
-        after: int | None,
+        after: int | TimeKey | None,
         limit: int,
     ) -> Sequence[LedgerEntry]:
+        if where.by_time != isinstance(after, TimeKey) and after is not None:
+            raise TypeError(f"list_changes: {after!r} is not the key of {where!r}'s order")
         s = self.state
         with s.lock:
             if s.store(tenant, store_id) is None:
@@ -124,12 +132,18 @@ class MemoryInventory:
             found = (
                 e
                 for e in s.ledger.get(store_id, [])
-                if (after is None or e.id > after)
-                and (where.item_id is None or e.item_id == where.item_id)
+                if (where.item_id is None or e.item_id == where.item_id)
                 and (where.since is None or e.created_at >= where.since)
                 and (where.until is None or e.created_at < where.until)
             )
-            return list(islice(found, limit))
+            if isinstance(after, TimeKey) or where.by_time:
+                # In time order. The ledger is kept in id order, which a clock that steps
+                # back (or a level stamped ahead of it) does not follow, so it is sorted.
+                past = (after.at, after.id) if isinstance(after, TimeKey) else None
+                later = (e for e in found if past is None or _time_order(e) > past)
+                return heapq.nsmallest(limit, later, key=_time_order)
+            after_id = after
+            return list(islice((e for e in found if after_id is None or e.id > after_id), limit))
 
     def list_levels_as_of(
         self,

@@ -35,6 +35,9 @@ log = event_log(__name__)
 
 _DB_ERRORS = (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError)
 
+_SAVEPOINT = "SAVEPOINT commerce_call"
+_UNDO = "ROLLBACK TO SAVEPOINT commerce_call"
+
 _current: ContextVar[AmbientTransaction | None] = ContextVar(
     "commerce_ambient_transaction", default=None
 )
@@ -118,8 +121,7 @@ class AmbientTransaction:
             raise StorageUnavailable(self._doomed, retry_after=1)
         watch = self._watch()
         try:
-            with self._conn.begin_nested():
-                return work(self._conn)
+            return self._in_savepoint(work)
         except _DB_ERRORS as error:
             failure = self._doom(error, watch)
             if failure is None:
@@ -173,6 +175,23 @@ class AmbientTransaction:
             self._end()
 
     # -- helpers -------------------------------------------------------------------------
+    def _in_savepoint(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work`` after a savepoint, back to which it is undone if it raises.
+
+        The savepoint is sent as it is, not through ``Connection.begin_nested()``, which
+        compiles its statements again at every call; and it is not released: it goes with
+        the transaction, and a call's ``ROLLBACK TO`` finds the newest savepoint of the
+        name, its own. That saves a round trip per call.
+        """
+        conn = self._conn
+        conn.exec_driver_sql(_SAVEPOINT)
+        try:
+            return work(conn)
+        except BaseException:
+            if not conn.invalidated:  # a lost connection has nothing left to undo
+                conn.exec_driver_sql(_UNDO)
+            raise
+
     def _watch(self) -> Watch | None:
         if self._deadline <= 0 or self._conn.invalidated:
             return None

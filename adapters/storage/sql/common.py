@@ -46,8 +46,10 @@ class SqlContext:
         # ``INSERT … ON CONFLICT`` is dialect-specific in SQLAlchemy; both dialects say it alike.
         self.insert: Callable[..., Any] = sqlite.insert if self.sqlite else postgresql.insert
 
-    def all(self, query: sa.Select[Any]) -> Sequence[sa.Row[Any]]:
-        return self.tx.read(lambda conn: conn.execute(query).all())
+    def all(
+        self, query: sa.Select[Any], params: dict[str, Any] | None = None
+    ) -> Sequence[sa.Row[Any]]:
+        return self.tx.read(lambda conn: conn.execute(query, params).all())
 
     def first(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
         return self.tx.read(lambda conn: conn.execute(query).first())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -190,6 +191,12 @@ def _postgres_engine(url: URL, options: SqlOptions) -> Engine:
         if not record.info.get(_USED):
             record.info[_USED] = True  # a fresh connection: it has just answered
             return
+        returned = record.info.get(_RETURNED)
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE:
+            # It answered a moment ago: a ping would be a round trip per storage call, as
+            # much as a cached read's query. Should the server have dropped it meanwhile, a
+            # read is tried again on a fresh connection (``Transactor``), a write fails 503.
+            return
         try:
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as error:
@@ -203,6 +210,7 @@ def _postgres_engine(url: URL, options: SqlOptions) -> Engine:
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED] = time.monotonic()
         watch = record.info.pop(_WATCH, None)
         if watch is not None:
             watch.release(dbapi_connection)
@@ -212,6 +220,10 @@ def _postgres_engine(url: URL, options: SqlOptions) -> Engine:
 
 _USED = "commerce_used"
 _WATCH = "commerce_watch"
+_RETURNED = "commerce_returned"
+
+PING_AFTER_IDLE = 2.0
+"""Seconds a pooled server connection may have been idle and still be used without a ping."""
 
 
 def read_committed_available(conn: sa.Connection) -> bool:
@@ -234,7 +246,9 @@ def _sqlite_engine(url: URL, options: SqlOptions) -> Engine:
         connect_args={"check_same_thread": False, "timeout": options.statement_timeout},
         # An in-memory database lives as long as its one connection, so every thread shares it.
         poolclass=StaticPool if in_memory else None,
-        pool_pre_ping=not in_memory,
+        # No pre-ping: a file on this machine has no peer that could have closed it, and the
+        # ping was a statement per checkout, a third of a cached read's time.
+        pool_pre_ping=False,
     )
     busy_ms = int(options.statement_timeout * 1000)
 
@@ -258,7 +272,13 @@ def _sqlite_engine(url: URL, options: SqlOptions) -> Engine:
     def _on_begin(conn: sa.Connection) -> None:
         # BEGIN IMMEDIATE takes the write lock before the first read, so two writers queue on
         # busy_timeout instead of one failing when it upgrades a read lock (SQLITE_BUSY).
-        write = conn.get_execution_options().get("commerce_write", False)
+        options = conn.get_execution_options()
+        if options.get("commerce_read", False):
+            # A read outside a request's transaction is one statement, which SQLite runs in
+            # a read transaction of its own: a BEGIN (and ROLLBACK) would be a round trip
+            # through SQLAlchemy and the driver for nothing, as autocommit is on a server.
+            return
+        write = options.get("commerce_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

@@ -12,18 +12,21 @@ levels", says why each statement is safe at that level.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
 
 from commerce.adapters.storage.sql.common import after_key
-from commerce.adapters.storage.sql.ledger import SqlLedger
-from commerce.adapters.storage.sql.tables import inventory_levels, items, stores
+from commerce.adapters.storage.sql.engine import SQLITE_LATER
+from commerce.adapters.storage.sql.ledger import Change, SqlLedger
+from commerce.adapters.storage.sql.tables import UtcDateTime, inventory_levels, items, stores
 from commerce.core import rules
-from commerce.core.errors import ConcurrentChange, NotFound, StorageUnavailable
+from commerce.core.errors import CommerceError, ConcurrentChange, NotFound, StorageUnavailable
 from commerce.core.models import Adjustment, InventoryLevel, Reason
 from commerce.core.validation import MAX_QUANTITY
 
@@ -44,6 +47,40 @@ _CREATE_ATTEMPTS = 3
 """How often a counted set looks again for a level that another writer created meanwhile."""
 
 
+_ITEM_PARAMS = tuple(f"item_{n}" for n in range(1024))
+
+
+def _bucket(count: int) -> int:
+    """The statement size for ``count`` item ids: the next power of two (at least 4)."""
+    return max(4, 1 << (count - 1).bit_length())
+
+
+@functools.cache
+def _levels_query(paged: bool, ids: int) -> sa.Select[Any]:
+    """A store's levels, built once per shape: ``paged`` (past a cursor), ``ids`` item ids
+    (0: all items; -1: a list of any length, expanded when executed). Built from bound
+    parameters only, so SQLAlchemy compiles each shape once, and a read pays neither for
+    building the statement nor for expanding an ``IN`` list."""
+    conditions = [
+        inventory_levels.c.store_id == sa.bindparam("store_id"),
+        inventory_levels.c.tenant_id == sa.bindparam("tenant"),
+    ]
+    if paged:
+        conditions.append(inventory_levels.c.item_id > sa.bindparam("after"))
+    if ids > 0:
+        conditions.append(
+            inventory_levels.c.item_id.in_([sa.bindparam(name) for name in _ITEM_PARAMS[:ids]])
+        )
+    elif ids < 0:  # any number, expanded into the statement at each execution
+        conditions.append(inventory_levels.c.item_id.in_(sa.bindparam("items", expanding=True)))
+    return (
+        sa.select(*_LEVEL_COLUMNS)
+        .where(*conditions)
+        .order_by(inventory_levels.c.item_id)
+        .limit(sa.bindparam("limit"))
+    )
+
+
 class SqlInventory(SqlLedger):
     # -- reads -----------------------------------------------------------------------
     def list_levels(
@@ -55,23 +92,26 @@ class SqlInventory(SqlLedger):
         after: int | None,
         limit: int,
     ) -> Sequence[InventoryLevel]:
-        conditions = [
-            inventory_levels.c.store_id == store_id,
-            inventory_levels.c.tenant_id == tenant,
-            *after_key(inventory_levels.c.item_id, after),
-        ]
-        if item_ids is not None:
+        params: dict[str, object] = {"store_id": store_id, "tenant": tenant, "limit": limit}
+        if after is not None:
+            params["after"] = after
+        if item_ids is None:
+            query = _levels_query(after is not None, 0)
+        else:
             wanted = sorted(set(item_ids))
             if not wanted:
                 return []
-            conditions.append(inventory_levels.c.item_id.in_(wanted))
-        query = (
-            sa.select(*_LEVEL_COLUMNS)
-            .where(*conditions)
-            .order_by(inventory_levels.c.item_id)
-            .limit(limit)
-        )
-        return [InventoryLevel(*row) for row in self._ctx.all(query)]
+            size = _bucket(len(wanted))
+            if size > len(_ITEM_PARAMS):  # more than any request may name: one statement
+                query = _levels_query(after is not None, -1)
+                params["items"] = wanted
+            else:
+                # Padded with the last id to the bucket's size: a few statement shapes, each
+                # compiled once, instead of one per length of the list.
+                padded = wanted + wanted[-1:] * (size - len(wanted))
+                params.update(zip(_ITEM_PARAMS[:size], padded, strict=True))
+                query = _levels_query(after is not None, size)
+        return [InventoryLevel(*row) for row in self._ctx.all(query, params)]
 
     def list_item_levels(
         self, tenant: str, item_id: int, *, after: int | None, limit: int
@@ -100,52 +140,22 @@ class SqlInventory(SqlLedger):
         expected_quantity: int | None = None,
         reference: str | None = None,
     ) -> InventoryLevel:
-        level = inventory_levels.c
-        this_level = (
-            level.store_id == store_id,
-            level.item_id == item_id,
-            level.tenant_id == tenant,
-        )
-        current = sa.select(level.quantity).where(*this_level)
-        if not self._ctx.sqlite:
-            # The level is read to be compared and to work out the ledger's delta: it stays
-            # locked until the write, so nothing can change it in between, whatever the
-            # isolation level. (SQLite: the transaction holds the database's write lock.)
-            current = current.with_for_update()
+        current, update, create = _count_statements(self._ctx.sqlite)
+        key = {"p_store": store_id, "p_item": item_id, "p_tenant": tenant}
 
         def work(conn: sa.Connection) -> InventoryLevel:
-            now = self._ctx.clock()
+            values = {**key, "p_quantity": quantity, "p_now": self._ctx.clock()}
             for _ in range(_CREATE_ATTEMPTS):
-                found = conn.execute(current).first()
+                found = conn.execute(current, key).first()
                 if found is not None:
-                    before = int(found.quantity)
+                    before = int(found[0])
                     rules.check_expected_quantity(store_id, item_id, before, expected_quantity)
-                    update = (
-                        inventory_levels.update()
-                        .where(*this_level)
-                        .values(
-                            quantity=quantity, updated_at=self._ctx.later(level.updated_at, now)
-                        )
-                        .returning(level.quantity, level.updated_at)
-                    )
-                    row = conn.execute(update).one()
+                    row = conn.execute(update, values).one()
                     break
                 _require_stock_pair(conn, tenant, store_id, item_id)
                 before = 0
                 rules.check_expected_quantity(store_id, item_id, before, expected_quantity)
-                create = (
-                    self._ctx.insert(inventory_levels)
-                    .values(
-                        store_id=store_id,
-                        item_id=item_id,
-                        tenant_id=tenant,
-                        quantity=quantity,
-                        updated_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=[level.store_id, level.item_id])
-                    .returning(level.quantity, level.updated_at)
-                )
-                created = conn.execute(create).first()
+                created = conn.execute(create, values).first()
                 if created is not None:
                     row = created
                     break
@@ -153,59 +163,56 @@ class SqlInventory(SqlLedger):
                 # committed: the insert waited for it). Look again, and lock it this time.
             else:
                 raise StorageUnavailable("the level kept changing while it was being counted")
-            at = row.updated_at
+            after, at = int(row[0]), row[1]
             self._record(
                 conn,
                 tenant,
                 store_id,
                 actor,
-                [(item_id, quantity - before, row.quantity, Reason.count, reference, at)],
+                [(item_id, quantity - before, after, Reason.count, reference, at)],
             )
-            return InventoryLevel(store_id, item_id, row.quantity, row.updated_at)
+            return InventoryLevel(store_id, item_id, after, at)
 
         return self._write_levels(work, tenant, store_id, [item_id])
 
     def adjust(
         self, tenant: str, store_id: int, adjustments: Sequence[Adjustment], *, actor: str
     ) -> Sequence[InventoryLevel]:
-        wanted = sorted({a.item_id for a in adjustments})
-        store_query = sa.select(stores.c.id).where(
-            stores.c.id == store_id, stores.c.tenant_id == tenant
-        )
-        item_query = sa.select(items.c.id).where(
-            items.c.tenant_id == tenant, items.c.id.in_(wanted)
-        )
+        statements = _step_statements(self._ctx.sqlite)
+        key = {"p_store": store_id, "p_tenant": tenant}
 
         def work(conn: sa.Connection) -> list[InventoryLevel]:
-            if conn.execute(store_query).first() is None:
-                raise NotFound("store", store_id)
-            known = set(conn.scalars(item_query))
-            for adjustment in adjustments:
-                if adjustment.item_id not in known:
-                    raise NotFound("item", adjustment.item_id)
-            self._lock_levels(conn, tenant, store_id, adjustments)
+            locked = self._lock_levels(conn, tenant, store_id, adjustments)
             now = self._ctx.clock()
-            steps: list[tuple[Adjustment, int, datetime]] = []
+            steps: list[Change] = []
             for adjustment in adjustments:
-                row = conn.execute(self._step(tenant, store_id, adjustment, now)).first()
+                delta = adjustment.delta
+                params = {**key, "p_now": now, "p_item": adjustment.item_id, "p_delta": delta}
+                row = _step(conn, statements, params)
+                if row is None and not locked:
+                    # A refused step locks nothing, and at READ COMMITTED each statement
+                    # sees what has committed since: lock the level and try once more, so
+                    # that a refusal is explained with the quantity that refused it.
+                    self._lock(conn, tenant, store_id, [adjustment.item_id])
+                    locked = True
+                    row = _step(conn, statements, params)
                 if row is None:
-                    # Raising rolls back the steps already taken; the rule that refused the
-                    # step is asked with the quantities before the batch, worked out from
-                    # those read now (it raises InsufficientStock or LevelTooHigh).
-                    held = _quantities(conn, tenant, store_id, wanted)
-                    rules.plan_adjustments(
-                        adjustments, rules.before_batch(adjustments, held, len(steps))
+                    # Raising rolls back the steps already taken.
+                    raise _refusal(conn, tenant, store_id, adjustments, len(steps))
+                steps.append(
+                    (
+                        adjustment.item_id,
+                        delta,
+                        row[0],
+                        adjustment.reason,
+                        adjustment.reference,
+                        row[1],
                     )
-                    raise ConcurrentChange("inventory level of item", adjustment.item_id)
-                steps.append((adjustment, int(row.quantity), row.updated_at))
-            self._record(
-                conn,
-                tenant,
-                store_id,
-                actor,
-                [(a.item_id, a.delta, q, a.reason, a.reference, t) for a, q, t in steps],
-            )
-            latest = {a.item_id: InventoryLevel(store_id, a.item_id, q, t) for a, q, t in steps}
+                )
+            self._record(conn, tenant, store_id, actor, steps)
+            latest = {
+                step[0]: InventoryLevel(store_id, step[0], step[2], step[5]) for step in steps
+            }
             return [latest[i] for i in sorted(latest)]
 
         return self._write_levels(work, tenant, store_id, [a.item_id for a in adjustments])
@@ -217,12 +224,13 @@ class SqlInventory(SqlLedger):
         store_id: int,
         item_ids: Sequence[int],
     ) -> T:
-        """Run a level write that locks what it changes; a store or item deleted meanwhile
-        is ``NotFound``.
+        """Run a level write that locks what it changes; a store or item that is not the
+        tenant's is ``NotFound``.
 
-        At READ COMMITTED a store or item deleted (and committed) after the write checked
-        it is no longer there when a new level's foreign keys are checked: an integrity
-        error, which is explained here once the write has rolled back.
+        A level is only ever created for the tenant's store and item: the foreign keys
+        refuse any other (and, at READ COMMITTED, a store or item deleted and committed
+        after the write began). That integrity error is explained here, once the write has
+        rolled back.
         """
         try:
             return self._write_minting(work, locks_rows=True)
@@ -236,8 +244,9 @@ class SqlInventory(SqlLedger):
 
     def _lock_levels(
         self, conn: sa.Connection, tenant: str, store_id: int, adjustments: Sequence[Adjustment]
-    ) -> None:
-        """Lock the batch's levels in item order before any step changes one.
+    ) -> bool:
+        """Lock the batch's levels in item order before any step changes one; whether
+        they are locked (or need not be) now.
 
         Steps still apply in the batch's order (the ledger tells them in that order), but
         every lock a batch waits for is taken here, in one order for all batches, so two
@@ -245,84 +254,220 @@ class SqlInventory(SqlLedger):
         exist yet are created first (at 0, also in item order, when there are two or more):
         two batches creating the same new levels would otherwise lock them in their own
         orders. A level created here that the batch then fails on rolls back with it.
-        SQLite needs none of it: the transaction holds the database's write lock.
+
+        A batch of one item is not locked up front: its first step locks the one level it
+        changes (a transaction that holds one level lock and waits for no other closes no
+        cycle), which saves a round trip on the busiest write. SQLite needs no locks: the
+        transaction holds the database's write lock.
         """
         if self._ctx.sqlite:
-            return
-        level = inventory_levels.c
+            return True
         wanted = sorted({a.item_id for a in adjustments})
+        if len(wanted) < 2:
+            return False
         increased = sorted({a.item_id for a in adjustments if a.delta > 0})
         if len(increased) > 1:
-            rows = [
-                {
-                    "store_id": store_id,
-                    "item_id": item_id,
-                    "tenant_id": tenant,
-                    "quantity": 0,
-                    "updated_at": _LONG_AGO,
-                }
-                for item_id in increased
-            ]
             conn.execute(
-                self._ctx.insert(inventory_levels)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=[level.store_id, level.item_id])
+                _CREATE_ZERO_LEVEL,
+                [
+                    {"store_id": store_id, "item_id": i, "tenant_id": tenant, "at": _LONG_AGO}
+                    for i in increased
+                ],
             )
-        conn.execute(
-            sa.select(level.item_id)
-            .where(
-                level.store_id == store_id,
-                level.tenant_id == tenant,
-                level.item_id.in_(wanted),
-            )
-            .order_by(level.item_id)
-            .with_for_update()
-        )
+        self._lock(conn, tenant, store_id, wanted)
+        return True
 
-    def _step(
-        self, tenant: str, store_id: int, adjustment: Adjustment, now: datetime
-    ) -> sa.Executable:
-        """One adjustment as one conditional statement that returns the level it left.
+    @staticmethod
+    def _lock(conn: sa.Connection, tenant: str, store_id: int, wanted: list[int]) -> None:
+        """``SELECT … FOR UPDATE`` of the store's levels of ``wanted`` (sorted) item ids."""
+        size = _bucket(len(wanted))
+        params: dict[str, object] = {"p_store": store_id, "p_tenant": tenant}
+        padded = wanted + wanted[-1:] * (size - len(wanted))
+        params.update(zip(_ITEM_PARAMS[:size], padded, strict=True))
+        conn.execute(_lock_query(size), params)
 
-        A decrease is an UPDATE that only matches while enough is held, so no other
-        transaction can slip in between a check and the write. An increase is an upsert,
-        which also creates a missing level. No row back means the step was refused.
-        """
-        level = inventory_levels.c
-        if adjustment.delta > 0:
-            upsert = self._ctx.insert(inventory_levels).values(
-                store_id=store_id,
-                item_id=adjustment.item_id,
-                tenant_id=tenant,
-                quantity=adjustment.delta,
-                updated_at=now,
-            )
-            statement: sa.Executable = upsert.on_conflict_do_update(
-                index_elements=[level.store_id, level.item_id],
-                set_={
-                    "quantity": level.quantity + upsert.excluded.quantity,
-                    "updated_at": self._ctx.later(level.updated_at, now),
-                },
-                where=sa.and_(
-                    level.tenant_id == tenant,
-                    level.quantity + upsert.excluded.quantity <= MAX_QUANTITY,
-                ),
-            ).returning(level.quantity, level.updated_at)
-            return statement
+
+# -- write statements, built once --------------------------------------------------------
+#
+# Each is built from bound parameters only, once per dialect (or shape), so SQLAlchemy
+# neither builds nor compiles it again per call (docs/performance.md, "Writes"). The
+# parameters are ``p_store``, ``p_item``, ``p_tenant``, ``p_delta``, ``p_quantity`` and
+# ``p_now``.
+
+
+_PARAM_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
+    "p_store": sa.BigInteger,
+    "p_item": sa.BigInteger,
+    "p_tenant": sa.String,
+    "p_delta": sa.BigInteger,
+    "p_quantity": sa.BigInteger,
+    "p_now": UtcDateTime,
+}
+
+
+def _p(name: str) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=_PARAM_TYPES[name]())
+
+
+def _key() -> tuple[sa.ColumnElement[bool], ...]:
+    """The level's key: the store's, the item's, and the tenant's, which every row has."""
+    level = inventory_levels.c
+    return (
+        level.store_id == _p("p_store"),
+        level.item_id == _p("p_item"),
+        level.tenant_id == _p("p_tenant"),
+    )
+
+
+def _later(is_sqlite: bool, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
+    """``SqlContext.later(column, now)``, with ``now`` bound at execution (``p_now``)."""
+    if is_sqlite:
+        return sa.Function(SQLITE_LATER, column, _p("p_now"), type_=UtcDateTime())
+    tick = sa.literal_column("INTERVAL '1 microsecond'", sa.Interval())
+    return sa.func.greatest(_p("p_now"), column + tick, type_=UtcDateTime())
+
+
+def _new_level(is_sqlite: bool, quantity: str) -> Any:
+    """``INSERT INTO inventory_levels`` of the key, ``quantity`` (a parameter) and ``p_now``."""
+    insert = sqlite.insert if is_sqlite else postgresql.insert
+    return insert(inventory_levels).values(
+        store_id=_p("p_store"),
+        item_id=_p("p_item"),
+        tenant_id=_p("p_tenant"),
+        quantity=_p(quantity),
+        updated_at=_p("p_now"),
+    )
+
+
+@functools.cache
+def _count_statements(is_sqlite: bool) -> tuple[sa.Select[Any], sa.Executable, sa.Executable]:
+    """A count's statements: read the level (locking it), write it, create it.
+
+    The level is read to be compared and to work out the ledger's delta: it stays locked
+    until the write, so nothing can change it in between, whatever the isolation level.
+    (SQLite: the transaction holds the database's write lock.)
+    """
+    level = inventory_levels.c
+    current = sa.select(level.quantity).where(*_key())
+    if not is_sqlite:
+        current = current.with_for_update()
+    update = (
+        inventory_levels.update()
+        .where(*_key())
+        .values(quantity=_p("p_quantity"), updated_at=_later(is_sqlite, level.updated_at))
+        .returning(level.quantity, level.updated_at)
+    )
+    create = (
+        _new_level(is_sqlite, "p_quantity")
+        .on_conflict_do_nothing(index_elements=[level.store_id, level.item_id])
+        .returning(level.quantity, level.updated_at)
+    )
+    return current, update, create
+
+
+@functools.cache
+def _step_statements(is_sqlite: bool) -> tuple[sa.Executable, sa.Executable, sa.Executable]:
+    """An adjustment's step as one conditional statement that returns the level it left:
+    a decrease, an increase, and the upsert an increase falls back on.
+
+    A decrease is an UPDATE that only matches while enough is held, so no other
+    transaction can slip in between a check and the write; an increase, one that only
+    matches while the sum stays within ``MAX_QUANTITY``. An increase of a level that does
+    not exist yet matches nothing: it is then an upsert, which creates the level (the
+    foreign keys make sure the store and item are the tenant's) or adds to one created
+    meanwhile. No row back means the step was refused.
+    """
+    level = inventory_levels.c
+
+    def update(bound: sa.ColumnElement[bool]) -> sa.Executable:
         return (
             inventory_levels.update()
-            .where(
-                level.store_id == store_id,
-                level.item_id == adjustment.item_id,
-                level.tenant_id == tenant,
-                level.quantity + adjustment.delta >= 0,
-            )
+            .where(*_key(), bound)
             .values(
-                quantity=level.quantity + adjustment.delta,
-                updated_at=self._ctx.later(level.updated_at, now),
+                quantity=level.quantity + _p("p_delta"),
+                updated_at=_later(is_sqlite, level.updated_at),
             )
             .returning(level.quantity, level.updated_at)
         )
+
+    insert = _new_level(is_sqlite, "p_delta")
+    upsert = insert.on_conflict_do_update(
+        index_elements=[level.store_id, level.item_id],
+        set_={
+            "quantity": level.quantity + insert.excluded.quantity,
+            "updated_at": _later(is_sqlite, level.updated_at),
+        },
+        where=sa.and_(
+            level.tenant_id == _p("p_tenant"),
+            level.quantity + insert.excluded.quantity <= MAX_QUANTITY,
+        ),
+    ).returning(level.quantity, level.updated_at)
+    return (
+        update(level.quantity + _p("p_delta") >= 0),
+        update(level.quantity + _p("p_delta") <= MAX_QUANTITY),
+        upsert,
+    )
+
+
+@functools.cache
+def _lock_query(size: int) -> sa.Select[Any]:
+    """Lock a store's levels of ``size`` item ids (padded, as reads are), in item order."""
+    level = inventory_levels.c
+    return (
+        sa.select(level.item_id)
+        .where(
+            level.store_id == _p("p_store"),
+            level.tenant_id == _p("p_tenant"),
+            level.item_id.in_([sa.bindparam(name) for name in _ITEM_PARAMS[:size]]),
+        )
+        .order_by(level.item_id)
+        .with_for_update()
+    )
+
+
+_CREATE_ZERO_LEVEL = sa.text(
+    "INSERT INTO inventory_levels (store_id, item_id, tenant_id, quantity, updated_at) "
+    "VALUES (:store_id, :item_id, :tenant_id, 0, :at) ON CONFLICT (store_id, item_id) DO NOTHING"
+).bindparams(sa.bindparam("at", type_=UtcDateTime()))
+"""A level at 0, unless there is one (text: see ``ledger._append_entries`` for why)."""
+
+
+def _step(
+    conn: sa.Connection,
+    statements: tuple[sa.Executable, sa.Executable, sa.Executable],
+    params: dict[str, Any],
+) -> sa.Row[Any] | None:
+    """Run one adjustment's step (``_step_statements``): the level it left, or ``None``."""
+    decrease, increase, upsert = statements
+    if params["p_delta"] < 0:
+        return conn.execute(decrease, params).first()
+    row = conn.execute(increase, params).first()
+    if row is None:
+        # No level yet (or one too high to add to): the upsert creates it, or refuses again.
+        row = conn.execute(upsert, params).first()
+    return row
+
+
+def _refusal(
+    conn: sa.Connection,
+    tenant: str,
+    store_id: int,
+    adjustments: Sequence[Adjustment],
+    applied: int,
+) -> CommerceError:
+    """Why step number ``applied`` of the batch matched no level: the store or an item is
+    not the tenant's (``NotFound``, the store first, then the items in the batch's order),
+    or else the rule that refuses the step, asked with the quantities before the batch,
+    worked out from those read now (``InsufficientStock`` or ``LevelTooHigh``)."""
+    missing = _missing_stock_pair(conn, tenant, store_id, [a.item_id for a in adjustments])
+    if missing is not None:
+        return missing
+    held = _quantities(conn, tenant, store_id, sorted({a.item_id for a in adjustments}))
+    try:
+        rules.plan_adjustments(adjustments, rules.before_batch(adjustments, held, applied))
+    except CommerceError as refused:
+        return refused
+    return ConcurrentChange("inventory level of item", adjustments[applied].item_id)
 
 
 def _quantities(

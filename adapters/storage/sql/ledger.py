@@ -6,6 +6,7 @@ inherits it, so that the port stays one object while each module stays small.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from commerce.adapters.storage.sql.common import ID_ATTEMPTS, SqlContext, after_key, no_free_id
 from commerce.adapters.storage.sql.tables import inventory_changes, stores
 from commerce.core.models import ChangeFilter, InventoryLevel, LedgerEntry, Reason
+from commerce.core.pagination import TimeKey
 
 T = TypeVar("T")
 
@@ -49,9 +51,15 @@ class SqlLedger:
         store_id: int,
         where: ChangeFilter,
         *,
-        after: int | None,
+        after: int | TimeKey | None,
         limit: int,
     ) -> Sequence[LedgerEntry]:
+        if where.by_time:
+            if after is not None and not isinstance(after, TimeKey):
+                raise TypeError(f"list_changes: {after!r} is not the key of {where!r}'s order")
+            return self._changes_by_time(tenant, store_id, where, after, limit)
+        if isinstance(after, TimeKey):
+            raise TypeError(f"list_changes: {after!r} is not the key of {where!r}'s order")
         change = inventory_changes.c
         conditions = [
             change.store_id == store_id,
@@ -66,11 +74,43 @@ class SqlLedger:
                 # planner (no statistics) walks the store's whole history on the primary key
                 # instead of seeking (store_id, item_id, id).
                 conditions.append(change.id > 0)
-        if where.since is not None:
-            conditions.append(change.created_at >= where.since)
+        query = sa.select(*_CHANGE_COLUMNS).where(*conditions).order_by(change.id).limit(limit)
+        return [_entry(row) for row in self._ctx.all(query)]
+
+    def _changes_by_time(
+        self, tenant: str, store_id: int, where: ChangeFilter, after: TimeKey | None, limit: int
+    ) -> Sequence[LedgerEntry]:
+        """``changes?since=&until=``, in ``(created_at, id)`` order: one range of the index
+        ``(store_id, created_at, id)``, or with an item ``(store_id, item_id, created_at,
+        id)``, from ``since`` (or the cursor) to ``until``, so no entry outside is read.
+
+        Ordered by ``id`` instead, both planners walk the primary key from the store's first
+        entry and filter on the time; an index on the time alone does not change that.
+        """
+        change = inventory_changes.c
+        conditions = [
+            change.store_id == store_id,
+            change.tenant_id == tenant,
+            _store_exists(tenant, store_id),
+        ]
+        since = where.since
+        if after is not None:
+            since = after.at if since is None else max(since, after.at)
+            # (created_at, id) > (after.at, after.id), spelt out: the index range starts at
+            # after.at on every planner, and only that microsecond's entries are filtered.
+            conditions.append(sa.or_(change.created_at > after.at, change.id > after.id))
+        if since is not None:
+            conditions.append(change.created_at >= since)
+        if where.item_id is not None:
+            conditions.append(change.item_id == where.item_id)
         if where.until is not None:
             conditions.append(change.created_at < where.until)
-        query = sa.select(*_CHANGE_COLUMNS).where(*conditions).order_by(change.id).limit(limit)
+        query = (
+            sa.select(*_CHANGE_COLUMNS)
+            .where(*conditions)
+            .order_by(change.created_at, change.id)
+            .limit(limit)
+        )
         return [_entry(row) for row in self._ctx.all(query)]
 
     def list_levels_as_of(
@@ -146,39 +186,26 @@ class SqlLedger:
         actor: str,
         changes: Sequence[Change],
     ) -> None:
-        """Append one ledger entry per change, in the caller's transaction.
+        """Append one ledger entry per change, in the caller's transaction: one statement.
 
         Called after the levels are written, while their row locks are held: a later
         change of the same level mints its ids later, so a level's entries in id order are
         its changes in commit order (within a process; across replicas, by time).
         """
         ids = self._ctx.ids.take(len(changes))
-        rows = [
-            {
-                "store_id": store_id,
-                "id": change_id,
-                "tenant_id": tenant,
-                "item_id": item_id,
-                "delta": delta,
-                "quantity_after": quantity_after,
-                "reason": reason.value,
-                "reference": reference,
-                "actor": actor,
-                "created_at": at,
-            }
-            for change_id, (item_id, delta, quantity_after, reason, reference, at) in zip(
-                ids, changes, strict=True
-            )
-        ]
-        statement = (
-            self._ctx.insert(inventory_changes)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[inventory_changes.c.store_id, inventory_changes.c.id]
-            )
-            .returning(inventory_changes.c.id)
-        )
-        if len(conn.execute(statement).all()) != len(rows):
+        params: dict[str, Any] = {"store_id": store_id, "tenant_id": tenant, "actor": actor}
+        for n, (change_id, (item_id, delta, quantity_after, reason, reference, at)) in enumerate(
+            zip(ids, changes, strict=True)
+        ):
+            params[f"id_{n}"] = change_id
+            params[f"item_id_{n}"] = item_id
+            params[f"delta_{n}"] = delta
+            params[f"quantity_after_{n}"] = quantity_after
+            params[f"reason_{n}"] = reason.value
+            params[f"reference_{n}"] = reference
+            params[f"created_at_{n}"] = at
+        # A row left out is an id another replica took: the whole transaction runs again.
+        if conn.execute(_append_entries(len(changes)), params).rowcount != len(changes):
             raise IdTaken
 
     def _write_minting(self, work: Callable[[sa.Connection], T], *, locks_rows: bool = False) -> T:
@@ -189,6 +216,42 @@ class SqlLedger:
             except IdTaken:
                 continue
         raise no_free_id(inventory_changes)
+
+
+_SHARED_BY_BATCH = ("store_id", "tenant_id", "actor")
+"""The entry columns every entry of one append has in common: one parameter each."""
+
+
+@functools.lru_cache(maxsize=64)
+def _append_entries(count: int) -> sa.TextClause:
+    """``INSERT INTO inventory_changes … VALUES (…), … ON CONFLICT (store_id, id) DO NOTHING``
+    for ``count`` entries, built once per count.
+
+    Text rather than the dialects' ``insert().on_conflict_do_nothing()``: in SQLAlchemy 2.0
+    those have no cache key, so they would be compiled again at every execution (see
+    docs/performance.md, "Writes"). The statement is the same on SQLite, PostgreSQL and
+    CockroachDB; each parameter is bound with its column's type.
+    """
+    columns = [column.name for column in inventory_changes.columns]
+    rows = ", ".join(
+        "(" + ", ".join(_entry_param(name, n) for name in columns) + ")" for n in range(count)
+    )
+    names = ", ".join(columns)
+    # S608: the names come from the table's metadata; every value is a bound parameter.
+    insert = f"INSERT INTO {inventory_changes.name} ({names}) VALUES {rows}"  # noqa: S608
+    statement = sa.text(f"{insert} ON CONFLICT (store_id, id) DO NOTHING")
+    return statement.bindparams(
+        *(
+            sa.bindparam(_entry_param(name, n)[1:], type_=inventory_changes.c[name].type)
+            for name in columns
+            for n in range(count)
+            if name not in _SHARED_BY_BATCH or n == 0
+        )
+    )
+
+
+def _entry_param(column: str, n: int) -> str:
+    return f":{column}" if column in _SHARED_BY_BATCH else f":{column}_{n}"
 
 
 def _items_with_history(store_id: int, as_of: datetime, after: int | None, limit: int) -> sa.CTE:

@@ -79,6 +79,11 @@ class AlembicSchemaManager:
                 before = read_revision(conn)
                 if conn.in_transaction():
                     conn.commit()
+                if before is not None and before not in migrations().known:
+                    # A newer release migrated it (a rollback runs the older one's upgrade
+                    # step again): expand-only migrations keep the schema good for this
+                    # release, so there is nothing to do, and nothing this release could do.
+                    return before
                 config = _config()
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")

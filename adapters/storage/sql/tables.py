@@ -194,8 +194,11 @@ inventory_changes = sa.Table(
     # No foreign keys: the history of a deleted store or item is kept.
     # One item's history at a store, in id order (GET …/changes?item_id=).
     sa.Index(None, "store_id", "item_id", "id"),
-    # The last entry of an item at or before a moment: one seek, backwards (as-of levels).
+    # The last entry of an item at or before a moment: one seek, backwards (as-of levels);
+    # and an item's history from a moment on, in time order (…/changes?item_id=&since=).
     sa.Index(None, "store_id", "item_id", "created_at", "id"),
+    # A store's history from a moment on, in time order (…/changes?since=, migration 0005).
+    sa.Index(None, "store_id", "created_at", "id"),
     sqlite_with_rowid=False,
 )
 

@@ -69,7 +69,7 @@ class Transactor:
         serializable: dict[str, Any] = {"isolation_level": "SERIALIZABLE"}
         self._options: dict[str, dict[str, Any]] = {
             # A read is one statement: on a server, autocommit saves the BEGIN and ROLLBACK.
-            _READ: {} if sqlite else {"isolation_level": "AUTOCOMMIT"},
+            _READ: {"commerce_read": True} if sqlite else {"isolation_level": "AUTOCOMMIT"},
             _WRITE: {"commerce_write": True} if sqlite else serializable,
             _LOCKING: (
                 {"commerce_write": True}
@@ -147,6 +147,7 @@ class Transactor:
 
     def _attempts(self, work: Callable[[sa.Connection], T], kind: str, watch: Watch | None) -> T:
         attempt = 1
+        reconnected = False
         while True:
             try:
                 with self.engine.connect() as conn:
@@ -165,6 +166,11 @@ class Transactor:
             except (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError) as error:
                 if watch is not None and watch.fired:
                     raise self._too_late() from error
+                if kind == _READ and not reconnected and _dropped(error):
+                    # A pooled connection the server had closed (it is used unpinged for a
+                    # moment after its last use, engine.py): a read is safe to run again.
+                    reconnected = True
+                    continue
                 if is_retryable(error):
                     if attempt < self.attempts:
                         delay = self.backoff(attempt)
@@ -199,3 +205,8 @@ class Transactor:
             self.locking_isolation,
             isolation=self.locking_isolation,
         )
+
+
+def _dropped(error: Exception) -> bool:
+    """Whether ``error`` is the connection's loss (SQLAlchemy has invalidated it)."""
+    return bool(getattr(error, "connection_invalidated", False))

@@ -1,0 +1,1 @@
+"""Tests of the measuring and load-test kit in loadtests/."""
