@@ -105,3 +105,12 @@ def test_a_drain_grace_that_is_not_a_number_of_seconds_stops_the_start(tmp_path:
         serving(tmp_path, settings={"COMMERCE_DRAIN_GRACE_SECONDS": "soon"}),
     ):
         pass
+
+
+def test_the_default_storage_deadline_fits_in_the_drain() -> None:
+    # A request in a storage call when SIGTERM arrives is answered before the drain gives up.
+    from commerce.adapters.storage.sql.engine import SqlOptions
+    from commerce.entrypoints.cli.serve import DRAIN_SECONDS
+
+    assert 0 < SqlOptions().call_deadline <= DRAIN_SECONDS
+    assert SqlOptions.from_settings({}).call_deadline == SqlOptions().call_deadline

@@ -54,7 +54,7 @@ def hung_able(pg_storage: SqlStorage, proxy: TcpProxy) -> Iterator[SqlStorage]:
 
 
 def test_the_deadline_defaults_to_a_little_above_the_statement_timeout() -> None:
-    assert SqlOptions().call_deadline == 12.0
+    assert SqlOptions().call_deadline == 7.0
     assert SqlOptions(statement_timeout=3).call_deadline == 5.0
     assert SqlOptions(statement_timeout=0).call_deadline == 0.0
     assert SqlOptions.from_settings({"db_deadline": "7.5"}).call_deadline == 7.5

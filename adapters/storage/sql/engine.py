@@ -54,7 +54,7 @@ class SqlOptions:
     """Timeouts, pool and retry settings, from ``COMMERCE_DB_*`` variables (see docs/storage.md)."""
 
     connect_timeout: float = 5.0
-    statement_timeout: float = 10.0
+    statement_timeout: float = 5.0
     pool_size: int = 10
     max_overflow: int = 10
     pool_timeout: float = 5.0
