@@ -21,11 +21,13 @@ import select
 import socket
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
+from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
+from commerce.core.errors import Misconfigured
 from commerce.core.events import LogEvent, event_log
 from commerce.entrypoints.config import Settings
 
@@ -250,3 +252,34 @@ def _detail(code: int, said: str, request: Any, adj: Any) -> str:
         fault = said.split(' "', 1)[0].rstrip(".")
         return f"The request is not well-formed HTTP/1.1: {fault}."
     return said
+
+
+def listen(host: str, port: int, *, backlog: int) -> list[socket.socket]:
+    """Listening sockets for ``host`` and ``port``, as waitress would bind them itself."""
+    try:
+        # (family, type, proto, address) each; the stubs call it a string.
+        wanted: list[tuple[int, int, int, Any]] = cast(
+            Any, Adjustments(host=host, port=port)
+        ).listen
+    except ValueError as exc:  # waitress: a host it cannot resolve
+        raise Misconfigured(
+            f"cannot listen on {host} port {port}: {exc}; choose another --host"
+        ) from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, address in wanted:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise Misconfigured(
+            f"cannot listen on {host} port {port}: {exc.strerror or exc}; "
+            "choose another --host or --port"
+        ) from None
+    return sockets

@@ -108,11 +108,11 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
     check_format(settings.log_format)
     ctx.configure(settings)
     if args.workers > 1 or args.cpu_affinity:
-        from commerce.entrypoints.cli import workers
+        from commerce.entrypoints.cli import worker, workers
 
         if args.workers > 1:
             return workers.serve_workers(args, ctx, settings)
-        workers.pin_to_cpu(1)  # before any thread starts: they inherit it
+        worker.pin_to_cpu(1)  # before any thread starts: they inherit it
 
     # Every step that can fail on a bad configuration (a URL no plugin takes, a database that
     # cannot be reached, an unknown authenticator, a port in use) runs before the JSON logs
