@@ -250,10 +250,9 @@ class BackgroundWriter(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        if self._stopped.is_set():  # after close(): nothing drains the deque any more
-            self._write([line])
-        else:
-            self._lines.append(line)
+        self._lines.append(line)
+        if self._stopped.is_set():  # after close(): nothing else drains the deque
+            self._drain()
 
     def flush(self) -> None:
         """Return once every line handed over so far has been written."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from commerce.entrypoints.http import resources
+from commerce.entrypoints.http import operations
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
@@ -76,9 +76,9 @@ def test_the_documented_readiness_reasons_are_the_ones_readyz_answers_with() -> 
     section = DOC.split("## Is it healthy?", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
     reasons = {
-        resources.NOT_READY_DRAINING,
-        resources.NOT_READY_SCHEMA,
-        resources.NOT_READY_STORAGE,
+        operations.NOT_READY_DRAINING,
+        operations.NOT_READY_SCHEMA,
+        operations.NOT_READY_STORAGE,
     }
     assert documented == reasons
 

@@ -13,7 +13,6 @@ from typing import Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 import falcon
-import msgspec
 from msgspec import UNSET
 
 from commerce.core import usecases
@@ -21,8 +20,6 @@ from commerce.core.auth import Principal, Role
 from commerce.core.errors import (
     LevelChanged,
     QuantityMismatch,
-    SchemaBehind,
-    StorageUnavailable,
 )
 from commerce.core.flags import COUNTED_SETS, require
 from commerce.core.models import ChangeFilter
@@ -31,7 +28,7 @@ from commerce.entrypoints.http import bodies, decoding
 from commerce.entrypoints.http.bodies import B
 from commerce.entrypoints.http.conditional import etag_of, require_match, send_representation
 from commerce.entrypoints.http.context import AppContext
-from commerce.entrypoints.http.media import encode, encode_row, encode_rows
+from commerce.entrypoints.http.media import encode_row, encode_rows
 from commerce.entrypoints.http.params import (
     canonical_timestamp,
     id_param,
@@ -40,18 +37,8 @@ from commerce.entrypoints.http.params import (
     parse_id,
     timestamp_param,
 )
-from commerce.entrypoints.http.problems import send_problem
 
 T = TypeVar("T")
-
-
-class Status(msgspec.Struct):
-    """The body of ``/healthz`` and ``/readyz``."""
-
-    status: str
-
-
-_OK = encode(Status("ok"))
 
 
 # -- helpers shared by the resources ---------------------------------------------------------
@@ -394,70 +381,3 @@ class ItemLevelCollection(Resource):
             self._catalogue, self._inventory, tenant_of(req), key, request
         )
         send_page(req, resp, page, request)
-
-
-class Health:
-    """Liveness: the process answers. It touches nothing else, so a slow database cannot fail it."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        pass
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.data = _OK
-
-
-class Ready:
-    """Readiness: whether this process should be sent traffic now; 503 with a ``reason`` if not.
-
-    The reasons, in the order they are looked at: ``draining`` (the server is stopping and
-    finishing the requests in progress; storage is not asked), ``schema_behind`` (storage
-    answers but needs ``commerce db upgrade``), ``storage_unreachable`` (storage cannot answer).
-    The answer is a problem document (RFC 9457) with the reason as an extension member and a
-    ``Retry-After``. ``check`` belongs to the storage bundle, not to a port: it asks whether
-    storage can answer at all, which no use case is about.
-    """
-
-    def __init__(self, ctx: AppContext) -> None:
-        self._check = ctx.storage.check
-        self._lifecycle = ctx.lifecycle
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self._lifecycle.draining:
-            detail = "the server is stopping; it finishes the requests in progress and exits"
-            _not_ready(resp, NOT_READY_DRAINING, detail, retry_after=DRAINING_RETRY_AFTER)
-            return
-        try:
-            self._check()
-        except SchemaBehind as exc:
-            _not_ready(resp, NOT_READY_SCHEMA, exc.detail, retry_after=exc.retry_after)
-        except StorageUnavailable as exc:
-            _not_ready(resp, NOT_READY_STORAGE, exc.detail, retry_after=exc.retry_after)
-        else:
-            resp.data = _OK
-
-
-NOT_READY_DRAINING = "draining"
-NOT_READY_SCHEMA = "schema_behind"
-NOT_READY_STORAGE = "storage_unreachable"
-DRAINING_RETRY_AFTER = 5
-"""Seconds a probe is told to wait during a drain; the process is gone soon after anyway."""
-
-
-def _not_ready(resp: falcon.Response, reason: str, detail: str, *, retry_after: int) -> None:
-    resp.set_header("Retry-After", str(retry_after))
-    send_problem(
-        resp,
-        503,
-        "storage-unavailable" if reason != NOT_READY_DRAINING else "draining",
-        "Storage Unavailable" if reason != NOT_READY_DRAINING else "Draining",
-        detail,
-        extra={"reason": reason},
-    )
-
-
-class OpenAPIDocument:
-    def __init__(self, ctx: AppContext) -> None:
-        self._body = ctx.openapi_json
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.data = self._body

@@ -13,8 +13,8 @@ from commerce.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from commerce.entrypoints.http import bodies, resources
 from commerce.entrypoints.http.context import AppContext
 from commerce.entrypoints.http.idempotency import WRITE_METHODS
+from commerce.entrypoints.http.operations import Health, OpenAPIDocument, Ready, Status
 from commerce.entrypoints.http.params import MAX_ID, MAX_ITEMS_FILTER, TIMESTAMP_PATTERN
-from commerce.entrypoints.http.resources import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +350,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/healthz",
-        resources.Health,
+        Health,
         (
             Operation(
                 "GET",
@@ -365,7 +365,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/readyz",
-        resources.Ready,
+        Ready,
         (
             Operation(
                 "GET",
@@ -379,7 +379,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "/openapi.json",
-        resources.OpenAPIDocument,
+        OpenAPIDocument,
         (
             Operation(
                 "GET",
