@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR
 
@@ -61,6 +61,7 @@ class LogEvent(Enum):
     MIGRATION_APPLIED = ("CM3004", INFO, ("revision_from", "revision_to"))
     # 4xxx: plugins
     PLUGIN_LOADED = ("CM4001", INFO, ("plugin",))
+    SPANS_NOT_EXPORTED = ("CM4002", WARNING, ("reason", "spans", "error"))
     # 5xxx: authentication and keys
     AUTH_NONE_IN_USE = ("CM5001", WARNING, ())
     AUTH_REFUSED = ("CM5002", INFO, ("reason",))
@@ -102,6 +103,38 @@ listeners: list[Callable[[LogEvent, Mapping[str, Any]], None]] = []
 listener must be cheap, must not raise and must not log."""
 
 
+class LineWriter(Protocol):
+    """Writes an event's line straight to where the log handler would have put it, skipping
+    the ``logging.LogRecord`` and the handler chain; ``False`` when it cannot (another handler
+    or filter is in the way, a message it does not format), and the line then goes the usual
+    way. Installed by the log configuration (``entrypoints/logs.py``) with
+    ``set_line_writer``; its line must be the one the installed formatter writes."""
+
+    def __call__(
+        self,
+        logger: logging.Logger,
+        level: int,
+        event: LogEvent,
+        message: str,
+        args: tuple[object, ...],
+        fields: Mapping[str, Any],
+    ) -> bool: ...
+
+
+_line_writer: LineWriter | None = None
+
+
+def set_line_writer(writer: LineWriter | None) -> None:
+    """Install (or, with ``None``, remove) the writer the facade tries first."""
+    global _line_writer
+    _line_writer = writer
+
+
+def line_writer() -> LineWriter | None:
+    """The writer ``set_line_writer`` installed, if any."""
+    return _line_writer
+
+
 class EventLog:
     """A logger that logs events: ``log(LogEvent.X, "message %s", arg, field=value)``.
 
@@ -122,6 +155,13 @@ class EventLog:
         level = event.level if event.level is not None else INFO
         logger = self.logger
         if logger.isEnabledFor(level):
+            writer = _line_writer
+            if (
+                writer is not None
+                and exc_info is None
+                and writer(logger, level, event, message, args, fields)
+            ):
+                return
             # The record is made here rather than by ``Logger.log``, whose search of the stack
             # for the caller cost a tenth of a request line: the caller is the frame above.
             frame = sys._getframe(1)

@@ -164,11 +164,14 @@ class ServiceProcess(_Child):
         workers: int = 1,
         demo: bool = False,
         settings: Mapping[str, str] | None = None,
+        cpu_affinity: bool = False,
     ) -> None:
         argv = [*COMMERCE, "--database", database_url, "serve", "--host", LOOPBACK, "--port", "0"]
         argv += ["--threads", str(threads)]
         if workers > 1:
             argv += ["--workers", str(workers)]
+        if cpu_affinity:
+            argv.append("--cpu-affinity")
         if demo:
             argv.append("--demo")
         env = service_environment({"COMMERCE_LOG_FORMAT": "json", **(settings or {})})
@@ -251,9 +254,14 @@ def bare_main(argv: Sequence[str]) -> int:
     parser.add_argument("--get-bytes", type=int, default=256)
     parser.add_argument("--post-bytes", type=int, default=256)
     parser.add_argument("--reuse-port", action="store_true")
+    parser.add_argument("--cpu", type=int, default=0, help="pin to the N-th allowed CPU (1-based)")
     args = parser.parse_args(argv)
     if args.reuse_port:
         _reuse_port()
+    if args.cpu:
+        from commerce.entrypoints.cli.worker import pin_to_cpu
+
+        pin_to_cpu(args.cpu)  # as `commerce serve --cpu-affinity` pins its process (or worker)
 
     from commerce.entrypoints.cli.serve import GracefulServer
     from commerce.entrypoints.config import Settings
@@ -274,15 +282,24 @@ class BareProcess:
     than one), as ``commerce serve --workers`` shares its port."""
 
     def __init__(
-        self, *, log: Path, threads: int, workers: int, get_bytes: int, post_bytes: int
+        self,
+        *,
+        log: Path,
+        threads: int,
+        workers: int,
+        get_bytes: int,
+        post_bytes: int,
+        cpu_affinity: bool = False,
     ) -> None:
         self.children: list[_Child] = []
         port = 0
         env = service_environment({})
         try:
-            for _ in range(workers):
+            for number in range(1, workers + 1):
                 argv = [sys.executable, str(HERE / "_servers.py"), "bare", "--port", str(port)]
                 argv += ["--threads", str(threads)]
+                if cpu_affinity:
+                    argv += ["--cpu", str(number)]
                 argv += ["--get-bytes", str(get_bytes), "--post-bytes", str(post_bytes)]
                 if workers > 1:
                     argv.append("--reuse-port")

@@ -177,6 +177,11 @@ def parser() -> argparse.ArgumentParser:
         default=1,
         help="`commerce serve --workers N`, and N bare processes on one port (1)",
     )
+    p.add_argument(
+        "--cpu-affinity",
+        action="store_true",
+        help="`commerce serve --cpu-affinity`, and each bare process pinned the same way",
+    )
     p.add_argument("--wrk-threads", type=_positive, default=1, help="wrk threads (1)")
     p.add_argument("--log-level", default="INFO", help="COMMERCE_LOG_LEVEL of the service (INFO)")
     p.add_argument("--metrics", choices=("on", "off"), default="on", help="COMMERCE_METRICS (on)")
@@ -254,12 +259,18 @@ def start_service(
             workers=args.workers,
             demo=True,
             settings=settings,
+            cpu_affinity=args.cpu_affinity,
         )
         return service, service.demo_key, "the demo data set (serve --demo)"
     tenant = TENANT if not args.postgres_url else f"{TENANT}-{int(time.time())}"
     prepared = prepare_sql(url, tenant, **SEED)
     service = ServiceProcess(
-        url, log=log, threads=args.threads, workers=args.workers, settings=settings
+        url,
+        log=log,
+        threads=args.threads,
+        workers=args.workers,
+        settings=settings,
+        cpu_affinity=args.cpu_affinity,
     )
     return service, prepared.key, prepared.seed_report
 
@@ -366,6 +377,7 @@ def bench_backend(
             workers=args.workers,
             get_bytes=target.read_bytes,
             post_bytes=target.write_bytes,
+            cpu_affinity=args.cpu_affinity,
         )
         stack.callback(bare.stop)
         script = lua_script(target, workdir)
@@ -532,7 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"bench: {info['cpus']} CPUs ({info['cpu'] or 'unknown'}), load {info['load_average']}, "
         f"Python {info['python']}, {info['versions']}, commit {info['commit']}\n"
-        f"server: {args.threads} threads, {args.workers} process(es), log level "
+        f"server: {args.threads} threads, {args.workers} process(es)"
+        f"{', pinned to CPUs (--cpu-affinity)' if args.cpu_affinity else ''}, log level "
         f"{args.log_level}, metrics {args.metrics}; wrk -t{args.wrk_threads}, {args.seconds:g} s "
         f"per measurement, {args.rounds} round(s)",
         flush=True,
@@ -569,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settings": {
                 "threads": args.threads,
                 "workers": args.workers,
+                "cpu_affinity": args.cpu_affinity,
                 "log_level": args.log_level,
                 "metrics": args.metrics,
                 "seconds": args.seconds,

@@ -4,6 +4,8 @@ on, against all of them off, on the same backend, in one run.
     .venv/bin/python loadtests/observability_cost.py                  # 5 rounds of 5 s each
     .venv/bin/python loadtests/observability_cost.py --seconds 10 --rounds 3
     .venv/bin/python loadtests/observability_cost.py --breakdown      # each of the three alone too
+    .venv/bin/python loadtests/observability_cost.py --sdk-encoder    # "on" with the SDK encoder
+    .venv/bin/python loadtests/observability_cost.py --in-process 3000  # µs per request and span
 
 Two apps over one memory storage are served by in-process waitress servers (4 threads, as
 ``commerce serve``): "off" has no instrumentation and logs at WARNING (so no request line is
@@ -18,6 +20,7 @@ script prints each round, the median requests per second of each, and its ratio 
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import http.server
 import importlib
@@ -181,6 +184,110 @@ def instrumentations(environ: Mapping[str, str]) -> Sequence[Instrumentation]:
     return bootstrap(Settings.from_env(env), pm).instrumentations
 
 
+def sdk_encoder_tracing(environ: Mapping[str, str]) -> Instrumentation:
+    """The tracing instrumentation of ``environ``, its spans sent by the OTLP exporter package's
+    own ``OTLPSpanExporter`` (its encoder), in a batch processor set as the service's."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from commerce.adapters.telemetry import tracing
+
+    config = tracing.TracingConfig.from_settings({}, environ)
+    return tracing.instrumentation(config, processors=[tracing.batch_processor(OTLPSpanExporter())])
+
+
+def _wsgi_loop(app: Any, path: str, requests: int) -> float:
+    """CPU µs per request of ``requests`` calls of the WSGI callable ``app`` (GET ``path``):
+    the CPU time of the process, so the export thread's too, and not other processes'."""
+    route, _, query = path.partition("?")
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": route, "QUERY_STRING": query}
+    environ.update(SERVER_NAME="127.0.0.1", SERVER_PORT="80", SERVER_PROTOCOL="HTTP/1.1")
+    environ.update({"wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": None})
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        if not status.startswith("200"):
+            raise SystemExit(f"GET {path}: {status}")
+
+    _collecting[1] = 0.0
+    start = time.process_time()
+    for _ in range(requests):
+        for _chunk in app(dict(environ), start_response):
+            pass
+    return (time.process_time() - start) / requests * 1e6
+
+
+_collecting = [0.0, 0.0]
+"""When the garbage collector's current pass began; CPU seconds in its passes since the last
+``_wsgi_loop`` began."""
+
+
+def _time_collections(phase: str, info: Mapping[str, int]) -> None:
+    if phase == "start":
+        _collecting[0] = time.process_time()
+    else:
+        _collecting[1] += time.process_time() - _collecting[0]
+
+
+def in_process(
+    apps: Mapping[str, Any], make_app: Any, path: str, requests: int, rounds: int
+) -> None:
+    """Each app's WSGI callable called in a loop, in turns; CPU µs per request (and, of it,
+    in the garbage collector's passes), medians, and the tracing variants' extra µs per span
+    (3 spans a request). Then the encoding of 600
+    spans of this route, by the SDK's encoder and by the service's (CPU time too)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from commerce.adapters.telemetry import tracing
+    from commerce.adapters.telemetry.otlp_encoding import SpanEncoder
+
+    for app in apps.values():
+        _wsgi_loop(app, path, 200)
+    figures: dict[str, list[float]] = {name: [] for name in apps}
+    collections: dict[str, list[float]] = {name: [] for name in apps}
+    gc.callbacks.append(_time_collections)
+    try:
+        for round_ in range(1, rounds + 1):
+            for name, app in apps.items():
+                figures[name].append(_wsgi_loop(app, path, requests))
+                collections[name].append(_collecting[1] / requests * 1e6)
+            print(f"round {round_}  " + "  ".join(f"{n} {f[-1]:.1f}" for n, f in figures.items()))
+    finally:
+        gc.callbacks.remove(_time_collections)
+    off = statistics.median(figures["off"])
+    for name, values in figures.items():
+        median = statistics.median(values)
+        extra = f"   +{(median - off) / 3:.1f} µs a span" if name != "off" else ""
+        print(
+            f"median {name:>8}: {median:7.1f} µs of CPU a request "
+            f"({statistics.median(collections[name]):.1f} in garbage collection){extra}"
+        )
+
+    captured = InMemorySpanExporter()
+    capture = tracing.instrumentation(
+        tracing.TracingConfig(exporters=("otlp",), sampler="always_on"),
+        processors=[SimpleSpanProcessor(captured)],
+    )
+    _wsgi_loop(make_app([capture]), path, 200)
+    spans = captured.get_finished_spans()
+    encoder = SpanEncoder()
+    assert encoder.encode(spans) == encode_spans(spans).SerializePartialToString()
+    timings: dict[str, list[float]] = {"SDK's encoder": [], "service's": []}
+    for _ in range(rounds * 3):
+        start = time.process_time()
+        encode_spans(spans).SerializePartialToString()
+        middle = time.process_time()
+        encoder.encode(spans)
+        timings["SDK's encoder"].append((middle - start) / len(spans) * 1e6)
+        timings["service's"].append((time.process_time() - middle) / len(spans) * 1e6)
+    for name, values in timings.items():
+        print(
+            f"encoding {len(spans)} spans, {name:>13}: {statistics.median(values):5.1f} µs a span"
+        )
+    assert capture.close is not None
+    capture.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=5, help="length of a round (5)")
@@ -208,7 +315,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also measure logs, tracing and metrics each alone",
     )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of serving: call the apps off, tracing without export, tracing, and "
+        "tracing with the SDK's encoder N times each per round, in this process; CPU µs per "
+        "request",
+    )
+    parser.add_argument(
+        "--sdk-encoder",
+        action="store_true",
+        help="also measure 'on' (and, with --breakdown, tracing) with the spans encoded by "
+        "the OTLP exporter package's own encoder rather than the service's",
+    )
     args = parser.parse_args(argv)
+    if args.in_process:
+        args.breakdown = args.sdk_encoder = True
     wrk = shutil.which("wrk") if args.client in ("auto", "wrk") else None
     if args.client == "wrk" and wrk is None:
         parser.error("wrk is not installed (apt-get install -y wrk)")
@@ -235,6 +359,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("tracing", "metrics"):
             if name in by_name:
                 variants[name] = ((by_name[name],), "WARNING")
+    if args.sdk_encoder and "tracing" in by_name:
+        sdk_tracing = sdk_encoder_tracing(on_env)
+        on_instrumentations = [*on_instrumentations, sdk_tracing]
+        with_sdk = [sdk_tracing if i.name == "tracing" else i for i in variants["on"][0]]
+        variants["on-sdk"] = (with_sdk, "INFO")
+        if args.breakdown:
+            variants["trc-sdk"] = ((sdk_tracing,), "WARNING")
+
+    if args.in_process:
+        configure_logging("WARNING", stream=open(os.devnull, "w"), log_format="json")  # noqa: SIM115
+        from commerce.adapters.telemetry import tracing
+
+        # "trc-none": the same spans, created and ended, but no processor: nothing queued,
+        # encoded or sent.
+        unsent = tracing.instrumentation(tracing.TracingConfig.from_settings({}), processors=[])
+        on_instrumentations = [*on_instrumentations, unsent]
+        apps = {
+            "off": create_app(storage, auth),
+            "trc-none": create_app(storage, auth, instrumentations=[unsent]),
+        }
+        apps.update(
+            (name, create_app(storage, auth, instrumentations=used))
+            for name, (used, _) in variants.items()
+            if name in ("tracing", "trc-sdk")
+        )
+        try:
+            in_process(
+                apps,
+                lambda used: create_app(storage, auth, instrumentations=used),
+                path,
+                args.in_process,
+                args.rounds,
+            )
+        finally:
+            for instrumentation in on_instrumentations:
+                if instrumentation.close is not None:
+                    instrumentation.close()
+            if sink is not None:
+                sink.terminate()
+        return 0
 
     log_dir = Path(tempfile.mkdtemp(prefix="observability-cost-"))
     log_file = (log_dir / "serve.log").open("w", encoding="utf-8")

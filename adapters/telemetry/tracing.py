@@ -4,8 +4,9 @@ Off by default. It is switched on, and set up, by OpenTelemetry's own standard v
 
 - ``OTEL_TRACES_EXPORTER``: ``otlp`` (OTLP over HTTP/protobuf; the endpoint and headers from
   ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` and the other
-  ``OTEL_EXPORTER_OTLP_*`` variables, read by the exporter), ``console`` (spans as JSON on
-  stdout), several separated by commas, or ``none``. Unset: tracing is off (OpenTelemetry's
+  ``OTEL_EXPORTER_OTLP_*`` variables, read by the exporter: OpenTelemetry's, with an encoder
+  of the service's, ``otlp.py``), ``console`` (spans as JSON on stdout), several separated
+  by commas, or ``none``. Unset: tracing is off (OpenTelemetry's
   own default would be ``otlp``; a service that nobody asked to send traces sends none).
 - ``OTEL_SDK_DISABLED=true`` switches it off whatever the exporter says.
 - ``OTEL_SERVICE_NAME`` (default ``commerce``) and ``OTEL_RESOURCE_ATTRIBUTES`` name the
@@ -53,9 +54,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -162,7 +161,6 @@ class ServerSpans:
         span = req.context.get("otel_span")
         if span is not None and req.uri_template:
             span.update_name(f"{req.method} {req.uri_template}")
-            span.set_attribute("http.route", req.uri_template)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -173,13 +171,18 @@ class ServerSpans:
         req.context.otel_span = None
         try:
             status = resp.status_code
-            span.set_attribute("http.response.status_code", status)
+            # The attributes known by now, in one call (each call takes the span's lock).
+            attributes: dict[str, str | int] = {}
+            if req.uri_template:
+                attributes["http.route"] = req.uri_template
+            attributes["http.response.status_code"] = status
             request_id = req.context.get("request_id")
             if request_id is not None:
-                span.set_attribute("commerce.request_id", request_id)
+                attributes["commerce.request_id"] = request_id
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
-                span.set_attribute("error.type", str(status))
+                attributes["error.type"] = str(status)
+            span.set_attributes(attributes)
             span.end()
         finally:
             spans.close_spans(req.context.otel_spans)
@@ -306,6 +309,17 @@ def traced_storage(storage: Storage, tracer: trace.Tracer) -> Storage:
 
 
 # -- the plugin ----------------------------------------------------------------------------
+def batch_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    """The ``BatchSpanProcessor`` that sends the spans to ``exporter``: for the OTLP exporter,
+    one that queues the spans encoded (``otlp.EncodingBatchSpanProcessor``)."""
+    if type(exporter).__module__ == "commerce.adapters.telemetry.otlp":
+        # Imported only with the OTLP exporter, which is optional (as is its package).
+        from commerce.adapters.telemetry.otlp import EncodingBatchSpanProcessor
+
+        return EncodingBatchSpanProcessor(exporter)
+    return BatchSpanProcessor(exporter)
+
+
 def instrumentation(
     config: TracingConfig,
     *,
@@ -318,7 +332,7 @@ def instrumentation(
         resource=Resource.create({"service.name": config.service_name}),
     )
     if processors is None:
-        processors = [BatchSpanProcessor(exporter) for exporter in config.make_exporters()]
+        processors = [batch_processor(exporter) for exporter in config.make_exporters()]
     for processor in processors:
         provider.add_span_processor(processor)
     tracer = provider.get_tracer(NAME)

@@ -263,3 +263,125 @@ def test_an_exception_and_a_value_json_cannot_hold_are_written() -> None:
     assert line["event_id"] == LogEvent.REQUEST_FAILED.id
     assert "RuntimeError: kaput" in line["exc_info"]
     assert line["error"].startswith("<object object")
+
+
+def _facade_line(stream: io.StringIO, logger: str = "commerce.test.short") -> dict[str, Any]:
+    from commerce.core.events import event_log
+
+    context.clear()
+    context.bind(request_id="r-1", tenant="t1", route="/stores/{store_id}")
+    try:
+        event_log(logger)(
+            LogEvent.REQUEST_COMPLETED,
+            "%s %s %d %.1fms",
+            "GET",
+            "/stores/1",
+            200,
+            1.25,
+            path="/stores/1",
+            status=200,
+            duration_ms=1.25,
+            tenant="not-this-one",  # a bound field wins over nothing; a field over the bound
+        )
+    finally:
+        context.clear()
+    (line,) = _lines(stream)
+    return line
+
+
+@pytest.fixture
+def only_our_handler() -> Any:
+    """The root logger with the service's handler alone, as in ``serve`` (pytest adds its own
+    capturing handlers to the root for every test, and the short way steps aside for them)."""
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    yield root
+    root.handlers[:] = saved
+
+
+def _keep_only_ours(root: logging.Logger) -> None:
+    root.handlers[:] = [h for h in root.handlers if h.get_name() == "commerce-json"]
+
+
+def test_the_facades_short_way_writes_the_line_the_formatter_would(
+    only_our_handler: logging.Logger,
+) -> None:
+    from commerce.core import events
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    _keep_only_ours(only_our_handler)
+    writer = events.line_writer()
+    assert writer is not None
+    taken: list[bool] = []
+
+    def spy(*args: Any) -> bool:
+        assert writer is not None
+        taken.append(writer(*args))
+        return taken[-1]
+
+    events.set_line_writer(spy)
+    try:
+        short = _facade_line(stream)
+        events.set_line_writer(None)
+        stream.seek(0)
+        stream.truncate()
+        usual = _facade_line(stream)
+    finally:
+        events.set_line_writer(writer)
+    assert taken == [True]
+    assert short.pop("time").endswith("Z")
+    assert usual.pop("time").endswith("Z")
+    assert list(short) == list(usual)  # same keys, same order
+    assert short == usual
+    assert short["message"] == "GET /stores/1 200 1.2ms"
+    assert short["tenant"] == "not-this-one"
+    assert short["request_id"] == "r-1"
+
+
+def test_the_short_way_steps_aside_for_another_handler_or_a_filter(
+    only_our_handler: logging.Logger,
+) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream)
+    _keep_only_ours(only_our_handler)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    root = logging.getLogger()
+    root.addHandler(keep)
+    try:
+        line = _facade_line(stream)
+    finally:
+        root.removeHandler(keep)
+    assert line["event_id"] == "CM2001"
+    assert [r.getMessage() for r in seen] == ["GET /stores/1 200 1.2ms"]
+
+    dropped = logging.getLogger("commerce.test.filtered")
+    dropped.addFilter(lambda record: False)
+    try:
+        from commerce.core.events import event_log
+
+        stream.seek(0)
+        stream.truncate()
+        event_log("commerce.test.filtered")(LogEvent.SERVICE_LISTENING, "x", url="u")
+        assert _lines(stream) == []
+    finally:
+        dropped.filters.clear()
+
+
+def test_console_lines_do_not_take_the_short_way() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream, log_format="console")
+    from commerce.core.events import event_log
+
+    event_log("commerce.test.console")(LogEvent.SERVICE_LISTENING, "listening on %s", "u", url="u")
+    flush_logs()
+    text = stream.getvalue()
+    assert "CM1002" in text
+    assert "listening on u" in text
+    assert not text.lstrip().startswith("{")

@@ -165,3 +165,25 @@ def test_the_benchmark_ratio_is_the_median_of_each_rounds_own_ratio() -> None:
     assert row.service_rps == pytest.approx(500.0)
     assert row.bare_rps == pytest.approx(1000.0)
     assert "| sqlite | read | 1 | 500 | 1,000 | 0.40 |" in bench.table([row])
+
+
+def test_the_in_process_cost_runs_the_busiest_read(capsys: pytest.CaptureFixture[str]) -> None:
+    inprocess = load("inprocess")
+    assert inprocess.main(["--requests", "20", "--rounds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "µs per request (CPU):" in out
+    assert "min " in out
+
+
+def test_the_in_process_read_answers_as_the_server_would() -> None:
+    import tempfile
+
+    inprocess = load("inprocess")
+    args = inprocess.parse_args(["--database", "memory://"])
+    with tempfile.TemporaryDirectory() as work:
+        call = inprocess.make_call(args, f"{work}/serve.log")
+        status, body = call()
+    assert status == "200 OK"
+    rows = json.loads(body)
+    assert len(rows) == 10  # ten levels of one store, as the benchmark reads
+    assert len({row["store_id"] for row in rows}) == 1

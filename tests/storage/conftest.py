@@ -64,6 +64,14 @@ def new_pg_database(pg_url: str) -> Iterator[Callable[[str], str]]:
     admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_storage_each(request: pytest.FixtureRequest) -> SqlStorage:
+    """A migrated storage on SQLite, then one on PostgreSQL (``sqlite_storage``, ``pg_storage``)."""
+    fixture = "sqlite_storage" if request.param == "sqlite" else "pg_storage"
+    storage: SqlStorage = request.getfixturevalue(fixture)
+    return storage
+
+
 @pytest.fixture
 def pg_storage(new_pg_database: Callable[[str], str]) -> Iterator[SqlStorage]:
     """A migrated storage on a database of its own."""

@@ -4,7 +4,6 @@ are answered alike by the statements built once per shape."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,29 +12,14 @@ from sqlalchemy import event
 from commerce.adapters.storage.sql import SqlStorage
 from commerce.core import usecases
 from commerce.core.errors import NotFound
-from commerce.core.models import InventoryLevel, NewChain, NewItem, NewStore
+from commerce.core.models import InventoryLevel
 from commerce.core.pagination import Page, PageRequest
+from tests.storage.stock import stocked_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest) -> SqlStorage:
-    fixture = "sqlite_storage" if request.param == "sqlite" else "pg_storage"
-    storage: SqlStorage = request.getfixturevalue(fixture)
-    return storage
-
-
-def _seed(storage: SqlStorage, items: int) -> tuple[int, list[int]]:
-    catalogue = storage.catalogue
-    catalogue.create_tenant("t", "T")
-    chain = catalogue.create_chain("t", NewChain(name="C")).id
-    shop = catalogue.create_store("t", NewStore(chain_id=chain, name="S")).id
-    ids = []
-    for n in range(items):
-        item = catalogue.create_item("t", NewItem(sku=f"S{n}", name="I", cost=Decimal("1")))
-        ids.append(item.id)
-        if n % 2 == 0:  # every other item has a level
-            storage.inventory.set_quantity("t", shop, item.id, n + 1, actor="test")
-    return shop, ids
+@pytest.fixture
+def storage(sql_storage_each: SqlStorage) -> SqlStorage:
+    return sql_storage_each
 
 
 class Statements:
@@ -62,7 +46,7 @@ class Statements:
 def test_a_read_that_finds_levels_is_one_statement(
     storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shop, ids = _seed(storage, 6)
+    shop, ids = stocked_store(storage, 6, every=2)
 
     def read() -> Page[InventoryLevel]:
         return usecases.list_store_inventory(
@@ -81,7 +65,7 @@ def test_a_read_that_finds_levels_is_one_statement(
 def test_an_empty_answer_checks_the_store_and_an_unknown_store_is_not_found(
     storage: SqlStorage,
 ) -> None:
-    shop, ids = _seed(storage, 3)
+    shop, ids = stocked_store(storage, 3, every=2)
     inventory, catalogue = storage.inventory, storage.catalogue
     page = usecases.list_store_inventory(
         catalogue, inventory, "t", shop, PageRequest(limit=10), [ids[1]]
@@ -104,7 +88,7 @@ def test_an_empty_answer_checks_the_store_and_an_unknown_store_is_not_found(
 def test_lists_of_any_length_find_exactly_their_levels(
     sqlite_storage: SqlStorage, count: int
 ) -> None:
-    shop, ids = _seed(sqlite_storage, 12)
+    shop, ids = stocked_store(sqlite_storage, 12, every=2)
     # Ids with and without levels, unknown ones, and repeats.
     asked = [ids[n % len(ids)] for n in range(count)] + [10**12 + n for n in range(count // 3)]
     expected = sorted({i for i in asked if i in ids[::2]})

@@ -26,11 +26,9 @@ SENT_BY_ONE_LINE = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest) -> SqlStorage:
-    fixture = "sqlite_storage" if request.param == "sqlite" else "pg_storage"
-    storage: SqlStorage = request.getfixturevalue(fixture)
-    return storage
+@pytest.fixture
+def storage(sql_storage_each: SqlStorage) -> SqlStorage:
+    return sql_storage_each
 
 
 def _seed(storage: SqlStorage, items: int = 2) -> tuple[int, list[int]]:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from commerce.adapters.storage.sql.driver_reads import DriverStatement, fetch_all, prepare
 from commerce.adapters.storage.sql.engine import SQLITE_LATER, SqlOptions
 from commerce.adapters.storage.sql.ids import IdGenerator
 from commerce.adapters.storage.sql.tables import UtcDateTime, tenants
@@ -45,11 +46,23 @@ class SqlContext:
         self.sqlite = engine.dialect.name == "sqlite"
         # ``INSERT … ON CONFLICT`` is dialect-specific in SQLAlchemy; both dialects say it alike.
         self.insert: Callable[..., Any] = sqlite.insert if self.sqlite else postgresql.insert
+        self._prepared: dict[sa.Select[Any], DriverStatement | None] = {}
 
     def all(
         self, query: sa.Select[Any], params: dict[str, Any] | None = None
     ) -> Sequence[sa.Row[Any]]:
         return self.tx.read(lambda conn: conn.execute(query, params).all())
+
+    def all_built(self, query: sa.Select[Any], params: dict[str, Any]) -> Sequence[tuple[Any, ...]]:
+        """``all`` for a statement built once (``level_statements.py``), run on the driver's
+        cursor (``driver_reads.py``); the statements are compiled once per storage."""
+        try:
+            prepared = self._prepared[query]
+        except KeyError:
+            prepared = self._prepared[query] = prepare(query, self.engine.dialect)
+        if prepared is None:
+            return [tuple(row) for row in self.all(query, params)]
+        return self.tx.read(lambda conn: fetch_all(conn, prepared, params))
 
     def first(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
         return self.tx.read(lambda conn: conn.execute(query).first())

@@ -76,6 +76,7 @@ class SqlInventory(SqlLedger):
                 padded = wanted + wanted[-1:] * (size - len(wanted))
                 params.update(zip(ITEM_PARAMS[:size], padded, strict=True))
                 query = levels_query(after is not None, size)
+                return [InventoryLevel(*row) for row in self._ctx.all_built(query, params)]
         return [InventoryLevel(*row) for row in self._ctx.all(query, params)]
 
     def list_item_levels(
