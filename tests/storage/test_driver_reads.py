@@ -146,3 +146,40 @@ def test_a_timestamp_comes_back_as_the_same_moment_in_utc(
     assert back[0] == moment
     assert back[0].utcoffset() == timedelta(0)
     assert back[1] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_on_sqlite_the_read_takes_the_pools_connection_alone(
+    sqlite_storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, ids = stocked_store(sqlite_storage, 4)
+    connects: list[object] = []
+    original = sa.Engine.connect
+
+    def counting(self: sa.Engine) -> sa.Connection:
+        connects.append(self)
+        return original(self)
+
+    monkeypatch.setattr(sa.Engine, "connect", counting)
+    levels = sqlite_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
+    assert [level.quantity for level in levels] == [1, 2, 3, 4]
+    assert connects == []  # no SQLAlchemy Connection: the pool's connection, on its cursor
+
+
+def test_a_failure_on_the_pools_connection_is_read_again_the_usual_way(
+    sqlite_storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from commerce.adapters.storage.sql import common
+
+    shop, ids = stocked_store(sqlite_storage, 3)
+    failures: list[object] = []
+
+    def failing(*args: Any) -> Any:
+        failures.append(args)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(common, "fetch_pooled", failing)
+    levels = sqlite_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
+    assert [level.quantity for level in levels] == [1, 2, 3]
+    assert len(failures) == 1

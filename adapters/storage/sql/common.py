@@ -3,6 +3,7 @@ the statement helpers they build their queries with."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -12,7 +13,14 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from commerce.adapters.storage.sql.driver_reads import DriverStatement, fetch_all, prepare
+from commerce.adapters.storage.sql.ambient import joined
+from commerce.adapters.storage.sql.driver_reads import (
+    DriverStatement,
+    fetch_all,
+    fetch_pooled,
+    listened,
+    prepare,
+)
 from commerce.adapters.storage.sql.engine import SQLITE_LATER, SqlOptions
 from commerce.adapters.storage.sql.ids import IdGenerator
 from commerce.adapters.storage.sql.tables import UtcDateTime, tenants
@@ -62,6 +70,13 @@ class SqlContext:
             prepared = self._prepared[query] = prepare(query, self.engine.dialect)
         if prepared is None:
             return [tuple(row) for row in self.all(query, params)]
+        engine = self.engine
+        if self.sqlite and joined(engine) is None and not listened(engine):
+            # No isolation level to set and no deadline on SQLite: the pool's connection
+            # alone. Should the driver fail, the usual way below runs the read again and
+            # gives the failure its meaning (a read changes nothing, so twice is safe).
+            with contextlib.suppress(engine.dialect.loaded_dbapi.Error, exc.SQLAlchemyError):
+                return fetch_pooled(engine, prepared, params)
         return self.tx.read(lambda conn: fetch_all(conn, prepared, params))
 
     def first(self, query: sa.Select[Any]) -> sa.Row[Any] | None:

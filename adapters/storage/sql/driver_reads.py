@@ -74,6 +74,32 @@ def prepare(query: sa.Select[Any], dialect: Dialect) -> DriverStatement | None:
     return DriverStatement(query, compiled.string, names, defaults, binds, converting)
 
 
+def listened(engine: sa.Engine) -> bool:
+    """Whether anything listens to ``engine``'s statements (then they go through SQLAlchemy)."""
+    dispatch = engine.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
+def fetch_pooled(
+    engine: sa.Engine, statement: DriverStatement, params: dict[str, Any]
+) -> Sequence[tuple[Any, ...]]:
+    """``fetch_all`` on a connection from ``engine``'s pool with no ``Connection`` around it:
+    for SQLite, where a read needs neither an isolation level nor a deadline (engine.py).
+    Any error is the driver's own, unwrapped: the caller runs the read again the usual way,
+    which gives the error its meaning (or succeeds)."""
+    pooled = engine.raw_connection()
+    try:
+        cursor = pooled.cursor()
+        try:
+            cursor.execute(statement.sql, _arguments(statement, params))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    finally:
+        pooled.close()
+    return _converted(statement, rows)
+
+
 def fetch_all(
     conn: sa.Connection, statement: DriverStatement, params: dict[str, Any]
 ) -> Sequence[tuple[Any, ...]]:
@@ -81,15 +107,7 @@ def fetch_all(
     dispatch = conn.dispatch
     if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
         return [tuple(row) for row in conn.execute(statement.query, params).all()]
-    if statement.defaults:
-        params = {**statement.defaults, **params}
-    if statement.binds:
-        params = dict(params)
-        for name, processor in statement.binds:
-            if name in params:
-                params[name] = processor(params[name])
-    names = statement.names
-    arguments: Any = params if names is None else tuple(params[name] for name in names)
+    arguments = _arguments(statement, params)
     dbapi_connection = conn.connection.dbapi_connection
     assert dbapi_connection is not None  # a checked-out connection has one
     cursor = dbapi_connection.cursor()
@@ -100,6 +118,26 @@ def fetch_all(
         raise _wrapped(conn, error, statement, arguments, cursor) from error
     finally:
         cursor.close()
+    return _converted(statement, rows)
+
+
+def _arguments(statement: DriverStatement, params: dict[str, Any]) -> Any:
+    """``params`` as the driver takes them: defaults added, converted, in order if positional."""
+    if statement.defaults:
+        params = {**statement.defaults, **params}
+    if statement.binds:
+        params = dict(params)
+        for name, processor in statement.binds:
+            if name in params:
+                params[name] = processor(params[name])
+    names = statement.names
+    return params if names is None else tuple(params[name] for name in names)
+
+
+def _converted(
+    statement: DriverStatement, rows: Sequence[tuple[Any, ...]]
+) -> Sequence[tuple[Any, ...]]:
+    """Each row's values converted as the columns' types convert them on the way out."""
     converting = statement.converting
     if not converting:
         return rows
