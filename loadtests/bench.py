@@ -32,9 +32,6 @@ import argparse
 import contextlib
 import json
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,17 +41,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _measure
 import _servers
-from _servers import (
-    Api,
-    BareProcess,
-    ScratchDatabase,
-    ServiceProcess,
-    SetupFailed,
-    WrkResult,
-    prepare_sql,
-    run_wrk,
-)
+from _bench_table import Sample, summarise, table
+from _data import Api, ScratchDatabase, prepare_sql
+from _measure import WrkResult, run_wrk
+from _profiles import profile
+from _servers import BareProcess, ServiceProcess, SetupFailed, positive
 
 BACKENDS = ("memory", "sqlite", "postgresql")
 ROUTES = ("read", "write")
@@ -96,38 +89,6 @@ class Target:
     minus: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Sample:
-    backend: str
-    route: str
-    connections: int
-    server: str
-    """``service`` or ``bare``."""
-    round: int
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    errors: int
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: medians over the rounds."""
-
-    backend: str
-    route: str
-    connections: int
-    service_rps: float
-    bare_rps: float
-    ratio: float
-    service_p50_ms: float
-    service_p99_ms: float
-    bare_p50_ms: float
-    bare_p99_ms: float
-    errors: int
-
-
 def _csv(kind: type, choices: Sequence[str] | None = None) -> Any:
     def parse(raw: str) -> list[Any]:
         try:
@@ -143,12 +104,6 @@ def _csv(kind: type, choices: Sequence[str] | None = None) -> Any:
         return values
 
     return parse
-
-
-def _positive(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {raw!r}")
-    return int(raw)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -169,11 +124,11 @@ def parser() -> argparse.ArgumentParser:
         "--connections", type=_csv(int), default=[1, 8], help="wrk connections, e.g. 1,8 (1,8)"
     )
     p.add_argument("--seconds", type=float, default=5.0, help="length of a measurement (5)")
-    p.add_argument("--rounds", type=_positive, default=3, help="rounds, each server in turn (3)")
-    p.add_argument("--threads", type=_positive, default=4, help="server threads, both apps (4)")
+    p.add_argument("--rounds", type=positive, default=3, help="rounds, each server in turn (3)")
+    p.add_argument("--threads", type=positive, default=4, help="server threads, both apps (4)")
     p.add_argument(
         "--workers",
-        type=_positive,
+        type=positive,
         default=1,
         help="`commerce serve --workers N`, and N bare processes on one port (1)",
     )
@@ -182,16 +137,8 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="`commerce serve --cpu-affinity`, and each bare process pinned the same way",
     )
-    p.add_argument("--wrk-threads", type=_positive, default=1, help="wrk threads (1)")
-    p.add_argument("--log-level", default="INFO", help="COMMERCE_LOG_LEVEL of the service (INFO)")
-    p.add_argument("--metrics", choices=("on", "off"), default="on", help="COMMERCE_METRICS (on)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="another COMMERCE_* variable for the service (repeatable)",
-    )
+    p.add_argument("--wrk-threads", type=positive, default=1, help="wrk threads (1)")
+    _servers.add_service_options(p)
     p.add_argument(
         "--postgres-url",
         help="use this PostgreSQL database (migrated and seeded into a new tenant) instead "
@@ -243,12 +190,7 @@ def start_service(
     backend: str, url: str, args: argparse.Namespace, workdir: Path
 ) -> tuple[ServiceProcess, str, str]:
     """The server with data and a key: (server, key, how the data was made)."""
-    settings = {
-        "COMMERCE_AUTH": "apikeys",
-        "COMMERCE_LOG_LEVEL": args.log_level,
-        "COMMERCE_METRICS": args.metrics,
-        **dict(item.split("=", 1) for item in args.set),
-    }
+    settings = _servers.service_settings(args)
     log = workdir / f"serve-{backend}.log"
     if backend == "memory":
         settings["COMMERCE_TENANT"] = TENANT
@@ -322,42 +264,7 @@ def lua_script(target: Target, workdir: Path) -> Path:
         plus=json.dumps(target.plus, separators=(",", ":")),
         minus=json.dumps(target.minus, separators=(",", ":")),
     )
-    return _servers.write_text(workdir / "write.lua", text)
-
-
-class Profiler:
-    """py-spy attached to a running server until ``stop()``, which makes it write its file."""
-
-    def __init__(self, pid: int, out: Path, fmt: str, subprocesses: bool) -> None:
-        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-            "py-spy"
-        )
-        if py_spy is None:
-            raise SetupFailed("py-spy is not installed: .venv/bin/pip install py-spy")
-        argv = [py_spy, "record", "--pid", str(pid), "--rate", "250", "--nonblocking"]
-        argv += ["--format", fmt, "-o", str(out)]
-        if subprocesses:
-            argv.append("--subprocesses")
-        self.out = out
-        self._process = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        time.sleep(1.0)  # attached before the load starts
-        if self._process.poll() is not None:
-            raise SetupFailed(
-                f"py-spy stopped: {self._process.stderr.read() if self._process.stderr else ''}"
-            )
-
-    def stop(self) -> Path:
-        self._process.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-        try:
-            _, err = self._process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            raise SetupFailed("py-spy did not finish writing its profile") from None
-        if not self.out.exists():
-            raise SetupFailed(f"py-spy wrote no profile: {err.strip()[-500:]}")
-        return self.out
+    return _measure.write_text(workdir / "write.lua", text)
 
 
 def bench_backend(
@@ -443,89 +350,11 @@ def bench_backend(
     return samples, about
 
 
-def profile(
-    args: argparse.Namespace, backend: str, service: ServiceProcess, measure: Any
-) -> list[str]:
-    out_dir = Path(args.profile)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "svg" if args.profile_format == "flamegraph" else "speedscope.json"
-    written = []
-    for route in args.routes:
-        for connections in args.connections:
-            out = out_dir / f"profile-{backend}-{route}-c{connections}.{suffix}"
-            profiler = Profiler(service.pid, out, args.profile_format, args.workers > 1)
-            try:
-                result = measure(route, connections, service.url, args.seconds)
-            finally:
-                path = profiler.stop()
-            print(
-                f"   profile {route} c={connections}: {path} "
-                f"({result.requests_per_second:.1f} req/s while sampled)",
-                flush=True,
-            )
-            written.append(str(path))
-    return written
-
-
-# -- the table ---------------------------------------------------------------------------------
-
-
-def summarise(samples: Sequence[Sample]) -> list[Row]:
-    rows = []
-    keys = dict.fromkeys((s.backend, s.route, s.connections) for s in samples)
-    for backend, route, connections in keys:
-        mine = [
-            s
-            for s in samples
-            if (s.backend, s.route, s.connections) == (backend, route, connections)
-        ]
-        service = [s for s in mine if s.server == "service"]
-        bare = [s for s in mine if s.server == "bare"]
-        by_round = {s.round: s for s in bare}
-        ratios = [
-            s.requests_per_second / by_round[s.round].requests_per_second
-            for s in service
-            if s.round in by_round and by_round[s.round].requests_per_second > 0
-        ]
-        rows.append(
-            Row(
-                backend=backend,
-                route=route,
-                connections=connections,
-                service_rps=statistics.median(s.requests_per_second for s in service),
-                bare_rps=statistics.median(s.requests_per_second for s in bare),
-                ratio=statistics.median(ratios) if ratios else 0.0,
-                service_p50_ms=statistics.median(s.p50_ms for s in service),
-                service_p99_ms=statistics.median(s.p99_ms for s in service),
-                bare_p50_ms=statistics.median(s.p50_ms for s in bare),
-                bare_p99_ms=statistics.median(s.p99_ms for s in bare),
-                errors=sum(s.errors for s in mine),
-            )
-        )
-    return rows
-
-
-def table(rows: Sequence[Row]) -> str:
-    lines = [
-        "| backend | route | conns | service req/s | bare req/s | ratio "
-        "| service p50 / p99 ms | bare p50 / p99 ms | errors |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.backend} | {r.route} | {r.connections} | {r.service_rps:,.0f} "
-            f"| {r.bare_rps:,.0f} | {r.ratio:.2f} "
-            f"| {r.service_p50_ms:.2f} / {r.service_p99_ms:.2f} "
-            f"| {r.bare_p50_ms:.2f} / {r.bare_p99_ms:.2f} | {r.errors} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    wrk = _servers.find_wrk()
+    wrk = _measure.find_wrk()
     if wrk is None:
-        print(f"bench.py: {_servers.WRK_INSTALL}", file=sys.stderr)
+        print(f"bench.py: {_measure.WRK_INSTALL}", file=sys.stderr)
         return 2
     for item in args.set:
         if "=" not in item or not item.startswith("COMMERCE_"):
@@ -540,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     started = datetime.now(UTC)
     workdir = Path(tempfile.mkdtemp(prefix="commerce-bench-"))
-    info = _servers.machine()
+    info = _measure.machine()
     print(
         f"bench: {info['cpus']} CPUs ({info['cpu'] or 'unknown'}), load {info['load_average']}, "
         f"Python {info['python']}, {info['versions']}, commit {info['commit']}\n"
@@ -598,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json == "-":
             print(text)
         else:
-            _servers.write_text(Path(args.json), text + "\n")
+            _measure.write_text(Path(args.json), text + "\n")
             print(f"\nfigures written to {args.json}")
     if args.keep_logs:
         print(f"server logs in {workdir}")

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from _data import next_link
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
 
@@ -101,7 +102,7 @@ data = Data()
 def _get(host: str, path: str) -> tuple[Any, str | None]:
     request = urllib.request.Request(host + path, headers=HEADERS)
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read()), _next_link(response.headers.get("Link"))
+        return json.loads(response.read()), next_link(response.headers.get("Link"))
 
 
 def _get_all(host: str, path: str, most: int) -> list[dict[str, Any]]:
@@ -112,15 +113,6 @@ def _get_all(host: str, path: str, most: int) -> list[dict[str, Any]]:
         page, target = _get(host, target)
         rows.extend(page)
     return rows[:most]
-
-
-def _next_link(header: str | None) -> str | None:
-    for part in (header or "").split(","):
-        target, _, params = part.partition(";")
-        if 'rel="next"' in params:
-            link = urllib.parse.urlsplit(target.strip().strip("<>"))
-            return f"{link.path}?{link.query}" if link.query else link.path
-    return None
 
 
 @events.test_start.add_listener  # type: ignore[untyped-decorator]
@@ -254,7 +246,7 @@ class StoreBrowser(FastHttpUser):
             if not response.ok:
                 return
             link = response.headers.get("Link") if response.headers else None
-            target = _next_link(link if isinstance(link, str) else None)
+            target = next_link(link if isinstance(link, str) else None)
 
 
 class StockKeeper(FastHttpUser):

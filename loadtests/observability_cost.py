@@ -36,7 +36,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from _servers import Served, run_wrk
+from _measure import run_wrk
+from _servers import Served
 
 from commerce.adapters.auth.none import NoAuthentication
 from commerce.adapters.storage.memory import memory_storage

@@ -37,8 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import _measure
 import _servers
-from _servers import Api, ScratchDatabase, ServiceProcess, SetupFailed, check_ledger, prepare_sql
+from _data import Api, ScratchDatabase, check_ledger, prepare_sql
+from _servers import ServiceProcess, SetupFailed, positive
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
@@ -66,36 +68,22 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_POSTGRES_ADMIN,
         help="where the scratch PostgreSQL database <its name>_load_<pid> is created and dropped",
     )
-    p.add_argument("--chains", type=_positive, default=2, help="chains to seed (2)")
-    p.add_argument("--stores-per-chain", type=_positive, default=5, help="stores per chain (5)")
-    p.add_argument("--items", type=_positive, default=200, help="items, each at every store (200)")
-    p.add_argument("--users", type=_positive, default=20, help="Locust users (20)")
+    p.add_argument("--chains", type=positive, default=2, help="chains to seed (2)")
+    p.add_argument("--stores-per-chain", type=positive, default=5, help="stores per chain (5)")
+    p.add_argument("--items", type=positive, default=200, help="items, each at every store (200)")
+    p.add_argument("--users", type=positive, default=20, help="Locust users (20)")
     p.add_argument("--spawn-rate", type=float, default=10, help="users started per second (10)")
     p.add_argument("--run-time", default="30s", help="how long Locust runs, e.g. 10s, 2m (30s)")
     p.add_argument("--max-p99-ms", type=float, help="fail if the p99 of all requests is above this")
-    p.add_argument("--threads", type=_positive, default=4, help="server threads (4)")
-    p.add_argument("--workers", type=_positive, default=1, help="`commerce serve --workers N` (1)")
-    p.add_argument("--log-level", default="INFO", help="COMMERCE_LOG_LEVEL of the server (INFO)")
-    p.add_argument("--metrics", choices=("on", "off"), default="on", help="COMMERCE_METRICS (on)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="another COMMERCE_* variable for the server (repeatable)",
-    )
+    p.add_argument("--threads", type=positive, default=4, help="server threads (4)")
+    p.add_argument("--workers", type=positive, default=1, help="`commerce serve --workers N` (1)")
+    _servers.add_service_options(p)
     p.add_argument(
         "--out",
         type=Path,
         help="where the reports go (build/loadtest/<backend>-<time>)",
     )
     return p
-
-
-def _positive(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {raw!r}")
-    return int(raw)
 
 
 @contextlib.contextmanager
@@ -114,12 +102,7 @@ def database(args: argparse.Namespace) -> Iterator[str]:
 
 def start(args: argparse.Namespace, url: str, out: Path) -> tuple[ServiceProcess, str, str, str]:
     """The server with data and a key: (server, key, tenant, how the data was made)."""
-    settings = {
-        "COMMERCE_AUTH": "apikeys",
-        "COMMERCE_LOG_LEVEL": args.log_level,
-        "COMMERCE_METRICS": args.metrics,
-        **dict(item.split("=", 1) for item in args.set),
-    }
+    settings = _servers.service_settings(args)
     log = out / "serve.log"
     if args.backend == "memory":
         settings["COMMERCE_TENANT"] = TENANT
@@ -324,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = verdict(stats["total"], summary["data_check"], args.max_p99_ms)
     summary["problems"] = problems
     summary["passed"] = not problems
-    _servers.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _measure.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
 
     print(report(summary), flush=True)
     return 0 if not problems else 1

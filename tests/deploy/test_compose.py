@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import stat
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from commerce.entrypoints.config import Settings
 from commerce.plugins import get_plugin_manager
 from commerce.plugins.registry import Registry
 from tests.deploy import service
+from tests.deploy.binaries import runnable
 
 COMPOSE_FILE = service.ROOT / "docker-compose.yml"
 CONFIGS = service.ROOT / "deploy" / "compose"
@@ -245,16 +245,7 @@ def test_the_collector_and_prometheus_are_optional_and_agree_with_the_service() 
 
 
 def docker_compose() -> str:
-    found = shutil.which("docker-compose", path=str(Path(sys.executable).parent)) or shutil.which(
-        "docker-compose"
-    )
-    if found is None:
-        pytest.skip("the docker-compose binary is not installed here")
-    try:
-        subprocess.run([found, "version"], capture_output=True, check=True)  # noqa: S603
-    except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f"docker-compose does not run on this platform: {error}")
-    return found
+    return runnable("docker-compose", "version", "the docker-compose binary is not installed here")
 
 
 @pytest.mark.parametrize("profiles", [[], ["--profile", "observability"]], ids=["core", "all"])

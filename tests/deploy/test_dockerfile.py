@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -17,6 +16,7 @@ import pytest
 from commerce.entrypoints.config import Settings
 from tests.cli.test_serve import serving
 from tests.deploy import dockerfile, service
+from tests.deploy.binaries import runnable
 
 PYTHONS = ("3.11", "3.12")
 """The Python releases the project supports and the image may be built on."""
@@ -25,16 +25,11 @@ COMPILERS = ("gcc", "g++", "clang", "build-essential", "make", "cc")
 
 
 def hadolint() -> str:
-    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
-        "hadolint"
+    return runnable(
+        "hadolint",
+        "--version",
+        "hadolint is not installed here (pip install -e '.[test]' brings it)",
     )
-    if found is None:
-        pytest.skip("hadolint is not installed here (pip install -e '.[test]' brings it)")
-    try:
-        subprocess.run([found, "--version"], capture_output=True, check=True)  # noqa: S603
-    except (OSError, subprocess.CalledProcessError) as error:
-        pytest.skip(f"hadolint does not run on this platform: {error}")
-    return found
 
 
 def lint(path: Path) -> list[dict[str, object]]:

@@ -12,8 +12,11 @@ import pytest
 from tests.loadtests.scripts import load
 
 servers = load("_servers")
+measure = load("_measure")
+data = load("_data")
 runner = load("run")
 bench = load("bench")
+bench_table = load("_bench_table")
 
 WRK_REPORT = """Running 3s test @ http://127.0.0.1:8000/stores/1/inventory?items=1,2
   1 threads and 8 connections
@@ -34,7 +37,7 @@ Transfer/sec:      3.27MB
 
 
 def test_wrk_report_is_read_in_milliseconds_with_its_errors() -> None:
-    result = servers.parse_wrk(WRK_REPORT)
+    result = measure.parse_wrk(WRK_REPORT)
     assert result.requests_per_second == pytest.approx(3799.5)
     assert result.p50_ms == pytest.approx(0.85)
     assert result.p99_ms == pytest.approx(1250.0)
@@ -47,7 +50,7 @@ def test_wrk_report_is_read_in_milliseconds_with_its_errors() -> None:
 def test_wrk_report_without_latency_distribution_is_refused() -> None:
     without = WRK_REPORT.replace("     50%  850.00us\n", "")
     with pytest.raises(ValueError, match="latency distribution"):
-        servers.parse_wrk(without)
+        measure.parse_wrk(without)
 
 
 CONSISTENT = {"consistent": True, "negative_count": 0, "mismatched_count": 0}
@@ -105,9 +108,9 @@ def test_the_data_check_finds_negative_levels_and_levels_unlike_their_ledger() -
         }
     )
     served = servers.Served(app, threads=1)
-    api = servers.Api(f"http://127.0.0.1:{served.port}")
+    api = data.Api(f"http://127.0.0.1:{served.port}")
     try:
-        found = servers.check_ledger(api)
+        found = data.check_ledger(api)
     finally:
         api.close()
         served.close()
@@ -127,9 +130,9 @@ def test_a_consistent_store_passes_the_data_check() -> None:
         }
     )
     served = servers.Served(app, threads=1)
-    api = servers.Api(f"http://127.0.0.1:{served.port}")
+    api = data.Api(f"http://127.0.0.1:{served.port}")
     try:
-        found = servers.check_ledger(api)
+        found = data.check_ledger(api)
     finally:
         api.close()
         served.close()
@@ -137,7 +140,7 @@ def test_a_consistent_store_passes_the_data_check() -> None:
 
 
 def _sample(server: str, round_: int, rps: float) -> Any:
-    return bench.Sample(
+    return bench_table.Sample(
         backend="sqlite",
         route="read",
         connections=1,
@@ -160,11 +163,11 @@ def test_the_benchmark_ratio_is_the_median_of_each_rounds_own_ratio() -> None:
         _sample("bare", 3, 1000.0),
         _sample("service", 3, 400.0),  # 0.4
     ]
-    [row] = bench.summarise(samples)
+    [row] = bench_table.summarise(samples)
     assert row.ratio == pytest.approx(0.4)
     assert row.service_rps == pytest.approx(500.0)
     assert row.bare_rps == pytest.approx(1000.0)
-    assert "| sqlite | read | 1 | 500 | 1,000 | 0.40 |" in bench.table([row])
+    assert "| sqlite | read | 1 | 500 | 1,000 | 0.40 |" in bench_table.table([row])
 
 
 def test_the_in_process_cost_runs_the_busiest_read(capsys: pytest.CaptureFixture[str]) -> None:
@@ -187,3 +190,12 @@ def test_the_in_process_read_answers_as_the_server_would() -> None:
     rows = json.loads(body)
     assert len(rows) == 10  # ten levels of one store, as the benchmark reads
     assert len({row["store_id"] for row in rows}) == 1
+
+
+def test_the_benchmark_pins_both_servers_only_when_asked() -> None:
+    assert bench.parser().parse_args([]).cpu_affinity is False
+    args = bench.parser().parse_args(["--cpu-affinity", "--threads", "2"])
+    assert args.cpu_affinity is True
+    assert args.threads == 2
+    with pytest.raises(SystemExit):
+        bench.parser().parse_args(["--threads", "0"])
