@@ -28,8 +28,9 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 
+from commerce.adapters.telemetry.lean_spans import LeanSpan
 from commerce.core.events import LogEvent, event_log
 
 log = event_log(__name__)
@@ -185,9 +186,56 @@ def _flags(parent: SpanContext | None) -> bytes:
 
 
 def _span(span: ReadableSpan) -> bytes:
-    context = span.context
+    if type(span) is LeanSpan:
+        # The plugin's own spans (lean_spans.py), read without their properties' copies.
+        return _span_fields(
+            span._context,
+            span._parent,
+            span._name,
+            span._kind,
+            span._start_time,
+            span._end_time,
+            span._attributes,
+            span.dropped_attributes,
+            span._events,
+            span._dropped_events,
+            span._links,
+            span._dropped_links,
+            span._status,
+        )
+    return _span_fields(
+        span.context,
+        span.parent,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span.attributes,
+        span.dropped_attributes,
+        span.events,
+        span.dropped_events,
+        span.links,
+        span.dropped_links,
+        span.status,
+    )
+
+
+def _span_fields(
+    context: SpanContext | None,
+    parent: SpanContext | None,
+    name: str,
+    kind: SpanKind,
+    start: int | None,
+    end: int | None,
+    attributes: Mapping[str, Any] | None,
+    dropped_attributes: int,
+    events: Sequence[Event],
+    dropped_events: int,
+    links: Sequence[Link],
+    dropped_links: int,
+    status: Status,
+) -> bytes:
     assert context is not None  # a span the SDK made has one
-    parent = span.parent
     parts = [
         b"\x0a\x10"  # trace_id, 16 bytes
         + context.trace_id.to_bytes(16, "big")
@@ -200,7 +248,6 @@ def _span(span: ReadableSpan) -> bytes:
         parts.append(_string(_SPAN_TRACE_STATE, state))
     if parent is not None:
         parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    name = span.name
     encoded_name = _names.get(name)
     if encoded_name is None:
         encoded_name = _string(_SPAN_NAME, name)
@@ -208,27 +255,23 @@ def _span(span: ReadableSpan) -> bytes:
             _names.clear()
         _names[name] = encoded_name
     parts.append(encoded_name)
-    parts.append(_KIND_FIELD[span.kind])
-    start, end = span.start_time, span.end_time
+    parts.append(_KIND_FIELD[kind])
     if start and end:
         parts.append(_TIMES.pack(0x39, start, 0x41, end))
     else:
         parts.append(_SPAN_START + _pack_fixed64(start) if start else b"")
         parts.append(_SPAN_END + _pack_fixed64(end) if end else b"")
-    parts.append(_attributes(_SPAN_ATTRIBUTES, span.attributes))
-    if span.dropped_attributes:
-        parts.append(_SPAN_DROPPED_ATTRIBUTES + _varint(span.dropped_attributes))
-    events = span.events
+    parts.append(_attributes(_SPAN_ATTRIBUTES, attributes))
+    if dropped_attributes:
+        parts.append(_SPAN_DROPPED_ATTRIBUTES + _varint(dropped_attributes))
     if events:
         parts.extend(_field(_SPAN_EVENTS, _event(event)) for event in events)
-    if span.dropped_events:
-        parts.append(_SPAN_DROPPED_EVENTS + _varint(span.dropped_events))
-    links = span.links
+    if dropped_events:
+        parts.append(_SPAN_DROPPED_EVENTS + _varint(dropped_events))
     if links:
         parts.extend(_field(_SPAN_LINKS, _link(link)) for link in links)
-    if span.dropped_links:
-        parts.append(_SPAN_DROPPED_LINKS + _varint(span.dropped_links))
-    status = span.status
+    if dropped_links:
+        parts.append(_SPAN_DROPPED_LINKS + _varint(dropped_links))
     if status.description:
         code = status.status_code.value
         parts.append(
