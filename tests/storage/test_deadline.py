@@ -156,3 +156,26 @@ def test_a_hung_database_gets_503s_within_the_deadline_health_stays_up_and_it_re
                 assert client.request("GET", "/chain").status == 200
             finally:
                 client.close()
+
+
+def test_the_busiest_read_on_a_database_that_stopped_answering_is_unavailable_in_time(
+    hung_able: SqlStorage, proxy: TcpProxy
+) -> None:
+    # The levels read by item ids runs on the pool's connection alone (driver_reads.py):
+    # the checkout arms the same watch.
+    from commerce.core.models import NewChain, NewStore
+
+    chain = hung_able.catalogue.create_chain("t", NewChain(name="C")).id
+    shop = hung_able.catalogue.create_store("t", NewStore(chain_id=chain, name="S")).id
+
+    def read() -> object:
+        return hung_able.inventory.list_levels("t", shop, item_ids=[1, 2], after=None, limit=10)
+
+    assert read() == []
+    proxy.stall()
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable, match="deadline"):
+        read()
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    proxy.resume()
+    assert read() == []

@@ -183,3 +183,68 @@ def test_a_failure_on_the_pools_connection_is_read_again_the_usual_way(
     levels = sqlite_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
     assert [level.quantity for level in levels] == [1, 2, 3]
     assert len(failures) == 1
+
+
+def test_on_a_server_the_read_takes_the_pools_connection_alone_and_leaves_it_as_it_was(
+    pg_storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop, ids = stocked_store(pg_storage, 4)
+    with pg_storage.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    connects: list[object] = []
+    autocommit: list[bool] = []
+    original = sa.Engine.connect
+
+    def counting(self: sa.Engine) -> sa.Connection:
+        connects.append(self)
+        return original(self)
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        autocommit.append(conn.connection.dbapi_connection.autocommit)
+
+    monkeypatch.setattr(sa.Engine, "connect", counting)
+    levels = pg_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
+    assert [level.quantity for level in levels] == [1, 2, 3, 4]
+    assert connects == []  # no SQLAlchemy Connection: the pool's connection, on its cursor
+    monkeypatch.undo()
+    # The same pooled connection (one was ever opened) is back as the pool keeps it:
+    # autocommit off, no transaction left open.
+    raw = pg_storage.engine.raw_connection()
+    try:
+        dbapi = raw.dbapi_connection
+        assert dbapi is not None
+        assert dbapi.info.backend_pid == pid
+        assert dbapi.autocommit is False
+        assert dbapi.info.transaction_status == dbapi.info.transaction_status.IDLE
+    finally:
+        raw.close()
+    # With a listener, the usual way: the listener sees the read run in autocommit.
+    event.listen(pg_storage.engine, "before_cursor_execute", seen)
+    try:
+        pg_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
+    finally:
+        event.remove(pg_storage.engine, "before_cursor_execute", seen)
+    assert autocommit == [True]
+
+
+def test_a_driver_error_on_a_servers_pooled_connection_is_wrapped_and_leaves_it_usable(
+    pg_storage: SqlStorage,
+) -> None:
+    from commerce.adapters.storage.sql.driver_reads import fetch_pooled_server
+
+    dialect = pg_storage.engine.dialect
+    prepared = prepare(levels_query(False, 4), dialect)
+    assert prepared is not None
+    raw = pg_storage.engine.raw_connection()
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as caught:
+            # A value the driver cannot send: it refuses it with an error of its own.
+            fetch_pooled_server(raw, dialect, prepared, {**_params(1, [1], 4), "tenant": object()})
+        assert not caught.value.connection_invalidated
+        assert raw.is_valid
+        dbapi = raw.dbapi_connection
+        assert dbapi is not None
+        assert dbapi.autocommit is False
+        assert fetch_pooled_server(raw, dialect, prepared, _params(1, [1], 4)) == []
+    finally:
+        raw.close()

@@ -18,6 +18,7 @@ from commerce.adapters.storage.sql.driver_reads import (
     DriverStatement,
     fetch_all,
     fetch_pooled,
+    fetch_pooled_server,
     listened,
     prepare,
 )
@@ -77,6 +78,11 @@ class SqlContext:
             # gives the failure its meaning (a read changes nothing, so twice is safe).
             with contextlib.suppress(engine.dialect.loaded_dbapi.Error, exc.SQLAlchemyError):
                 return fetch_pooled(engine, prepared, params)
+        elif self.tx.reads_pooled and not listened(engine):
+            dialect = engine.dialect
+            return self.tx.read_pooled(
+                lambda pooled: fetch_pooled_server(pooled, dialect, prepared, params)
+            )
         return self.tx.read(lambda conn: fetch_all(conn, prepared, params))
 
     def first(self, query: sa.Select[Any]) -> sa.Row[Any] | None:

@@ -100,6 +100,35 @@ def fetch_pooled(
     return _converted(statement, rows)
 
 
+def fetch_pooled_server(
+    pooled: Any, dialect: Dialect, statement: DriverStatement, params: dict[str, Any]
+) -> Sequence[tuple[Any, ...]]:
+    """``fetch_all`` on ``pooled``, a connection of a server's pool with no ``Connection``
+    around it (``Transactor.read_pooled``): autocommit is set on the driver for the one
+    statement, as the ``AUTOCOMMIT`` isolation level of a read sets it, and unset before
+    the connection goes back. A driver error is wrapped as ``fetch_all`` wraps it; a lost
+    connection is invalidated."""
+    dbapi_connection = pooled.dbapi_connection
+    arguments = _arguments(statement, params)
+    cursor = None
+    try:
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(statement.sql, arguments)
+            rows = cursor.fetchall()
+        finally:
+            if cursor is not None:
+                cursor.close()
+            dbapi_connection.autocommit = False
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+        if lost and pooled.is_valid:
+            pooled.invalidate(error)
+        raise _instance(dialect, error, statement, arguments, lost) from error
+    return _converted(statement, rows)
+
+
 def fetch_all(
     conn: sa.Connection, statement: DriverStatement, params: dict[str, Any]
 ) -> Sequence[tuple[Any, ...]]:
@@ -162,6 +191,14 @@ def _wrapped(
     invalidated, so the pool never hands it out again)."""
     dialect = conn.dialect
     lost = dialect.is_disconnect(error, conn.connection.dbapi_connection, cursor)
+    if lost and not conn.invalidated:
+        conn.invalidate(error)
+    return _instance(dialect, error, statement, arguments, lost)
+
+
+def _instance(
+    dialect: Dialect, error: Any, statement: DriverStatement, arguments: Any, lost: bool
+) -> exc.DBAPIError:
     wrapped = exc.DBAPIError.instance(
         statement.sql,
         arguments,
@@ -170,7 +207,5 @@ def _wrapped(
         connection_invalidated=lost,
         dialect=dialect,
     )
-    if lost and not conn.invalidated:
-        conn.invalidate(error)
     assert isinstance(wrapped, exc.DBAPIError)  # the driver's error is always a DBAPI one
     return wrapped

@@ -26,6 +26,8 @@ T = TypeVar("T")
 log = event_log(__name__)
 
 _READ, _WRITE, _LOCKING = "read", "write", "locking"
+_POOLED = "pooled"
+"""A read on the pool's DBAPI connection alone (``read_pooled``)."""
 
 
 class Transactor:
@@ -96,6 +98,20 @@ class Transactor:
         return self._run(work, _READ)
 
     @property
+    def reads_pooled(self) -> bool:
+        """Whether ``read_pooled`` may run now: on a server, outside the request's
+        transaction, once CockroachDB's isolation level is known."""
+        return self.deadline > 0 and not self._detect_pending and joined(self.engine) is None
+
+    def read_pooled(self, work: Callable[[Any], T]) -> T:
+        """``read`` for ``work`` that needs only the pool's connection (``driver_reads``'s
+        ``fetch_pooled_server``): no SQLAlchemy ``Connection`` is made around it, and the
+        work sets autocommit on the driver itself. The deadline, the checkout's ping, the
+        retry of a connection the server had dropped and the errors' meaning are ``read``'s.
+        Only where ``reads_pooled``."""
+        return self._run(work, _POOLED)
+
+    @property
     def locking_isolation(self) -> str:
         """The isolation level of ``write(…, locks_rows=True)`` (as known so far)."""
         options = self._options[_LOCKING]
@@ -150,6 +166,8 @@ class Transactor:
         reconnected = False
         while True:
             try:
+                if kind == _POOLED:
+                    return self._pooled(work, watch)
                 with self.engine.connect() as conn:
                     try:
                         if self._detect_pending:
@@ -166,7 +184,7 @@ class Transactor:
             except (exc.DBAPIError, exc.TimeoutError, exc.DisconnectionError) as error:
                 if watch is not None and watch.fired:
                     raise self._too_late() from error
-                if kind == _READ and not reconnected and _dropped(error):
+                if kind in (_READ, _POOLED) and not reconnected and _dropped(error):
                     # A pooled connection the server had closed (it is used unpinged for a
                     # moment after its last use, engine.py): a read is safe to run again.
                     reconnected = True
@@ -193,6 +211,16 @@ class Transactor:
                 if unavailable is not None:
                     raise unavailable from error
                 raise
+
+    def _pooled(self, work: Callable[[Any], T], watch: Watch | None) -> T:
+        pooled = self.engine.raw_connection()  # the checkout arms the watch and pings
+        try:
+            return work(pooled)
+        finally:
+            # A cut connection is never handed to anyone again.
+            if watch is not None and watch.fired and pooled.is_valid:
+                pooled.invalidate()
+            pooled.close()
 
     def _detect(self, conn: sa.Connection) -> None:
         """Ask the server (CockroachDB) whether READ COMMITTED is on, once."""
