@@ -36,7 +36,6 @@ the API, or a length limit, moves them into the checked map.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from time import time_ns
@@ -47,6 +46,7 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -202,17 +202,8 @@ class LeanSpan(ReadableSpan, trace.Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        module = type(exception).__module__
-        qualname = type(exception).__qualname__
-        found: dict[str, Any] = {
-            "exception.type": qualname if module in ("", "builtins") else f"{module}.{qualname}",
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-            "exception.escaped": str(escaped),
-        }
-        if attributes:
-            found.update(attributes)
-        self.add_event("exception", found, timestamp)
+        # The SDK span's own: it builds the exception's attributes and calls add_event.
+        SdkSpan.record_exception(cast(Any, self), exception, attributes, timestamp, escaped)
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:

@@ -15,6 +15,7 @@ from commerce.adapters.storage.sql import SqlStorage
 from commerce.adapters.storage.sql.driver_reads import fetch_all, prepare
 from commerce.adapters.storage.sql.level_statements import ITEM_PARAMS, levels_query
 from commerce.adapters.storage.sql.tables import UtcDateTime
+from tests.storage.server import backend_pid, kill_pooled_connection
 from tests.storage.stock import stocked_store
 
 
@@ -113,15 +114,9 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_read_answers(
         return [level.quantity for level in levels]
 
     assert read() == [1, 2, 3]
-    with pg_storage.engine.connect() as conn:
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = sa.create_engine(pg_storage.engine.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    admin.dispose()
+    pid = kill_pooled_connection(pg_storage.engine)
     assert read() == [1, 2, 3]  # run again on a fresh connection, unnoticed
-    with pg_storage.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+    assert backend_pid(pg_storage.engine) != pid
 
 
 @pytest.mark.parametrize(
@@ -148,18 +143,25 @@ def test_a_timestamp_comes_back_as_the_same_moment_in_utc(
     assert back[1] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def test_on_sqlite_the_read_takes_the_pools_connection_alone(
-    sqlite_storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shop, ids = stocked_store(sqlite_storage, 4)
-    connects: list[object] = []
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[sa.Engine]:
+    """Every SQLAlchemy ``Connection`` made from now on, by its engine."""
+    made: list[sa.Engine] = []
     original = sa.Engine.connect
 
     def counting(self: sa.Engine) -> sa.Connection:
-        connects.append(self)
+        made.append(self)
         return original(self)
 
     monkeypatch.setattr(sa.Engine, "connect", counting)
+    return made
+
+
+def test_on_sqlite_the_read_takes_the_pools_connection_alone(
+    sqlite_storage: SqlStorage, connects: list[sa.Engine]
+) -> None:
+    shop, ids = stocked_store(sqlite_storage, 4)
+    connects.clear()  # those of the stocking
     levels = sqlite_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
     assert [level.quantity for level in levels] == [1, 2, 3, 4]
     assert connects == []  # no SQLAlchemy Connection: the pool's connection, on its cursor
@@ -186,27 +188,19 @@ def test_a_failure_on_the_pools_connection_is_read_again_the_usual_way(
 
 
 def test_on_a_server_the_read_takes_the_pools_connection_alone_and_leaves_it_as_it_was(
-    pg_storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+    pg_storage: SqlStorage, connects: list[sa.Engine]
 ) -> None:
     shop, ids = stocked_store(pg_storage, 4)
-    with pg_storage.engine.connect() as conn:
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    connects: list[object] = []
+    pid = backend_pid(pg_storage.engine)
     autocommit: list[bool] = []
-    original = sa.Engine.connect
-
-    def counting(self: sa.Engine) -> sa.Connection:
-        connects.append(self)
-        return original(self)
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         autocommit.append(conn.connection.dbapi_connection.autocommit)
 
-    monkeypatch.setattr(sa.Engine, "connect", counting)
+    connects.clear()  # those of the stocking
     levels = pg_storage.inventory.list_levels("t", shop, item_ids=ids, after=None, limit=10)
     assert [level.quantity for level in levels] == [1, 2, 3, 4]
     assert connects == []  # no SQLAlchemy Connection: the pool's connection, on its cursor
-    monkeypatch.undo()
     # The same pooled connection (one was ever opened) is back as the pool keeps it:
     # autocommit off, no transaction left open.
     raw = pg_storage.engine.raw_connection()

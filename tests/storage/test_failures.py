@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from commerce.adapters.storage.sql import SqlOptions, SqlStorage, open_sql_storage, sql_storage
 from commerce.adapters.storage.sql.engine import create_engine
 from commerce.core.errors import Misconfigured, StorageUnavailable
 from commerce.core.models import NewChain, NewItem, NewStore
+from tests.storage.server import kill_pooled_connection
 from tests.storage.tcpproxy import Blackhole, TcpProxy
 
 FAST = SqlOptions(connect_timeout=2, statement_timeout=1, pool_timeout=2, retry_attempts=2)
@@ -106,12 +106,7 @@ def test_pooled_connections_killed_by_the_server_are_replaced_unnoticed(
     pg_storage: SqlStorage,
 ) -> None:
     pg_storage.catalogue.create_tenant("t", "T")
-    with pg_storage.engine.connect() as conn:
-        our_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-    admin = sa.create_engine(pg_storage.engine.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": our_pid})
-    admin.dispose()
+    kill_pooled_connection(pg_storage.engine)
     assert pg_storage.catalogue.get_tenant("t") is not None
 
 
